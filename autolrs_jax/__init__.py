@@ -1,0 +1,25 @@
+"""autolrs_jax: AutoLRS, a learning-rate schedule tuned on the fly, for optax."""
+
+from autolrs_jax.autolrs import AutoLRSState
+from autolrs_jax.autolrs import autolrs
+from autolrs_jax.autolrs import bo_observations
+from autolrs_jax.autolrs import describe
+from autolrs_jax.autolrs import EXPLOIT
+from autolrs_jax.autolrs import find_state
+from autolrs_jax.autolrs import PHASE_NAMES
+from autolrs_jax.autolrs import PROBE
+from autolrs_jax.autolrs import WARMUP
+
+__all__ = (
+    "AutoLRSState",
+    "EXPLOIT",
+    "PHASE_NAMES",
+    "PROBE",
+    "WARMUP",
+    "autolrs",
+    "bo_observations",
+    "describe",
+    "find_state",
+)
+
+__version__ = "0.1.0"

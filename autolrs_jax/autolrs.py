@@ -1,0 +1,522 @@
+"""AutoLRS: a learning-rate schedule searched on the fly by Bayesian optimisation.
+
+Training is split into stages. Each stage starts from a snapshot of the
+parameters and of the base optimizer's state, runs ``num_trials`` short probes
+of ``tau_probe`` steps, each at a learning rate proposed by a Gaussian process
+over log learning rate and each ending by restoring the snapshot, then trains
+``tau`` steps at the learning rate whose forecast loss after ``tau`` steps was
+lowest. ``tau`` and ``tau_probe`` double after every stage until ``tau`` would
+pass ``tau_max``.
+
+All of it runs inside one compiled ``update``: the controller is a state
+machine whose state is a pytree of fixed-shape arrays, snapshots are restored
+by returning ``snapshot - params`` as the update, and the BO step runs under
+``lax.switch`` only when a probe ends.
+"""
+
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from optax._src import base
+
+from autolrs_jax import bo
+from autolrs_jax import forecast as forecast_lib
+
+# Phases of the controller (values of ``AutoLRSState.phase``).
+WARMUP = 0
+PROBE = 1
+EXPLOIT = 2
+PHASE_NAMES = ("warmup", "probe", "exploit")
+
+# Events that end a step (internal; the branches of the ``lax.switch``).
+_CONTINUE, _NEXT_TRIAL, _START_EXPLOIT, _START_STAGE = range(4)
+
+# Bound on forecasts handed to the GP, so that its standardisation stays finite.
+_MAX_SCORE = 1e6
+
+
+class AutoLRSState(NamedTuple):
+  """State of :func:`autolrs`. Shapes never depend on the stage."""
+
+  count: jax.Array  # int32: update calls so far.
+  stage: jax.Array  # int32: index of the current stage, from 0.
+  phase: jax.Array  # int32: WARMUP, PROBE or EXPLOIT.
+  trial: jax.Array  # int32: running probe's index = BO observations so far.
+  phase_step: jax.Array  # int32: steps done in the current probe/exploit.
+  learning_rate: jax.Array  # float32: LR the next update applies.
+  wants_validation: jax.Array  # bool: next update scores a validation loss.
+  trial_lrs: jax.Array  # float32[num_trials]: LRs probed in this stage.
+  trial_forecasts: jax.Array  # float32[num_trials]: their forecast losses.
+  trial_diverged: jax.Array  # bool[num_trials]: probe saw a NaN/Inf loss.
+  probe_losses: jax.Array  # float32[max probe length]: current probe's losses.
+  snapshot_params: base.Params  # Parameters at the start of the stage.
+  snapshot_base_state: base.OptState  # Base optimizer state at stage start.
+  base_state: base.OptState  # Live state of the base optimizer.
+  key: jax.Array  # PRNG key for the first (random) proposal of each stage.
+
+
+class StageSchedule(NamedTuple):
+  """Static lengths of the stages, derived from the hyper-parameters."""
+
+  tau: int
+  tau_probe: int
+  num_doublings: int  # Stages >= this index have tau at its maximum.
+  validation_points: int
+
+  @property
+  def max_tau_probe(self) -> int:
+    return self.tau_probe * 2**self.num_doublings
+
+  def lengths(self, stage):
+    """``(tau_probe, tau)`` of a (traced) stage index."""
+    factor = 2 ** jnp.minimum(stage, self.num_doublings)
+    return self.tau_probe * factor, self.tau * factor
+
+  def uses_validation(self, stage):
+    """Whether probes of this stage score the validation loss.
+
+    As in the reference, from the stage after the first one at ``tau_max``.
+    """
+    return stage > self.num_doublings
+
+  def validation_interval(self, tau_probe):
+    return jnp.maximum(tau_probe // self.validation_points, 1)
+
+  def is_validation_step(self, stage, phase, phase_step):
+    tau_probe, _ = self.lengths(stage)
+    interval = self.validation_interval(tau_probe)
+    return (
+        (phase == PROBE)
+        & self.uses_validation(stage)
+        & (phase_step % interval == interval - 1)
+    )
+
+
+def _lr_from_unit(x, min_lr, max_lr):
+  """Maps ``x`` in [0, 1] to a learning rate, log-uniformly."""
+  return jnp.exp(math.log(min_lr) + x * (math.log(max_lr) - math.log(min_lr)))
+
+
+def _unit_from_lr(lr, min_lr, max_lr):
+  return (jnp.log(lr) - math.log(min_lr)) / (math.log(max_lr) - math.log(min_lr))
+
+
+def _check_value(value, name):
+  if value is None:
+    raise TypeError(
+        f"autolrs needs the loss of the current step: call "
+        f"update(grads, state, params, {name}=loss)."
+    )
+  value = jnp.asarray(value)
+  if value.shape != ():
+    raise ValueError(f"{name} must be a scalar, got shape {value.shape}.")
+  if not jnp.issubdtype(value.dtype, jnp.floating):
+    raise ValueError(f"{name} must be a floating-point scalar, got {value.dtype}.")
+  return value.astype(jnp.float32)
+
+
+def _select(pred, on_true, on_false):
+  return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def autolrs(
+    base_optimizer: base.GradientTransformation,
+    *,
+    min_lr: float,
+    max_lr: float,
+    tau: int = 1000,
+    tau_probe: int | None = None,
+    num_trials: int = 10,
+    tau_max: int = 8000,
+    warmup_steps: int = 0,
+    warmup_lr: float | None = None,
+    acquisition: str = "lcb",
+    kappa: float = 1000.0,
+    grid_size: int = 512,
+    validation_points: int = 16,
+    axis_name: str | None = None,
+    seed: int = 0,
+) -> base.GradientTransformationExtraArgs:
+  """AutoLRS: the learning rate of each stage, chosen by Bayesian optimisation.
+
+  Wraps ``base_optimizer``, built with learning rate 1.0, and multiplies its
+  updates by the learning rate AutoLRS chooses. That is exact for every optax
+  optimizer that ends in ``scale_by_learning_rate`` (``sgd``, ``adam``,
+  ``adamw``, ``lion``, ...): their update is linear in the learning rate. For
+  an optimizer whose state depends on the learning rate (e.g. weight decay
+  applied before the scaling is fine, a learning rate used inside
+  preconditioning is not) the scaling is only approximate.
+
+  Every call must pass the minibatch loss of the current parameters as
+  ``value``. The schedule, per stage:
+
+  1. At its first step the stage snapshots ``params`` and the base state.
+  2. ``num_trials`` probes of ``tau_probe`` steps. Each starts from the
+     snapshot at an LR proposed by BO (the first one at random), records its
+     losses, and at its last step returns ``snapshot - params`` as the update
+     (that step's gradient is not applied) and swaps the base state back.
+     Its losses are fitted by ``a exp(-r t) + c`` to forecast the loss after
+     ``tau`` steps, which becomes a GP observation at ``log lr``.
+  3. ``tau`` steps at the LR with the lowest forecast.
+  4. ``tau`` and ``tau_probe`` double unless ``2 tau > tau_max``.
+
+  So a stage costs ``num_trials * tau_probe + tau`` update calls, of which the
+  probes are search. A probe whose loss becomes NaN or infinite ends at once
+  and is scored as the worst loss seen in the stage; if all probes of a stage
+  diverge the stage trains at ``min_lr``. NaN never reaches the GP or the
+  parameters through a probe.
+
+  **Validation loss.** From the stage after ``tau`` first reaches its maximum
+  on, the reference scores probes on the validation loss, measured at
+  ``validation_points`` evenly spaced probe steps. Pass it as
+  ``validation_value``; ``state.wants_validation`` (a traced boolean, read it
+  with :func:`autolrs_jax.find_state`) says at which steps it is used, so it
+  can be computed under ``jax.lax.cond`` inside the jitted step. Without
+  ``validation_value`` the training loss scores every probe.
+
+  Args:
+    base_optimizer: the optimizer to schedule, with learning rate 1.0.
+    min_lr: lower end of the (log-uniform) search range; > 0.
+    max_lr: upper end of the search range; > ``min_lr``.
+    tau: training steps of the first stage's exploitation.
+    tau_probe: steps of each probe in the first stage; default ``tau // 10``.
+      At least 2 and less than ``tau``.
+    num_trials: probes (BO evaluations) per stage.
+    tau_max: ``tau`` doubles after each stage while it stays <= ``tau_max``.
+    warmup_steps: steps of linear warm-up before the first stage,
+      ``lr = warmup_lr * (step + 1) / warmup_steps``.
+    warmup_lr: LR reached at the end of warm-up; default ``max_lr``.
+    acquisition: ``'lcb'`` (lower confidence bound) or ``'ei'`` (expected
+      improvement).
+    kappa: exploration weight of ``'lcb'``. The reference's 1e6 and the
+      paper's 1e3 make the search space-filling, so that the final choice
+      rests on the argmin of the forecasts; ``benchmarks/kappa.py`` measures
+      smaller values.
+    grid_size: candidate log-LRs on which the acquisition is minimised.
+    validation_points: validation losses per probe in validation stages.
+    axis_name: set under ``jax.pmap``/``shard_map``: ``value`` (and
+      ``validation_value``) are averaged over this axis, so every replica takes
+      the same decisions. Gradients are the caller's business, as for any
+      optax optimizer.
+    seed: seeds the random first proposal of each stage.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`. Its ``update`` takes
+    ``(updates, state, params, *, value, validation_value=None,
+    **extra_args)``; extra arguments are forwarded to ``base_optimizer``.
+
+  Examples:
+    >>> import jax.numpy as jnp, optax
+    >>> from autolrs_jax import autolrs
+    >>> tx = autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=1.0,
+    ...              tau=20, num_trials=3)
+    >>> params = {'w': jnp.ones(3)}
+    >>> state = tx.init(params)
+    >>> loss_fn = lambda p: jnp.sum(p['w'] ** 2)
+    >>> for _ in range(30):
+    ...   loss, grads = jax.value_and_grad(loss_fn)(params)
+    ...   updates, state = tx.update(grads, state, params, value=loss)
+    ...   params = optax.apply_updates(params, updates)
+
+  References:
+    Jin et al., `AutoLRS: Automatic Learning-Rate Schedule by Bayesian
+    Optimization on the Fly <https://arxiv.org/abs/2105.10762>`_, ICLR 2021.
+  """
+  if tau_probe is None:
+    tau_probe = tau // 10
+  _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max, warmup_steps,
+            warmup_lr, acquisition, kappa, grid_size, validation_points)
+  if warmup_lr is None:
+    warmup_lr = max_lr
+  num_doublings = 0
+  while tau * 2 ** (num_doublings + 1) <= tau_max:
+    num_doublings += 1
+  schedule = StageSchedule(
+      tau=tau,
+      tau_probe=tau_probe,
+      num_doublings=num_doublings,
+      validation_points=validation_points,
+  )
+  grid = bo.search_grid(grid_size)
+
+  def random_lr(key):
+    index = jax.random.randint(key, (), 0, grid_size)
+    return _lr_from_unit(grid[index], min_lr, max_lr)
+
+  def init_fn(params):
+    key, first = jax.random.split(jax.random.key(seed))
+    base_state = base_optimizer.init(params)
+    first_lr = random_lr(first)
+    lr = warmup_lr / warmup_steps if warmup_steps else first_lr
+    return AutoLRSState(
+        count=jnp.zeros([], jnp.int32),
+        stage=jnp.zeros([], jnp.int32),
+        phase=jnp.asarray(WARMUP if warmup_steps else PROBE, jnp.int32),
+        trial=jnp.zeros([], jnp.int32),
+        phase_step=jnp.zeros([], jnp.int32),
+        learning_rate=jnp.asarray(lr, jnp.float32),
+        wants_validation=jnp.zeros([], bool),
+        trial_lrs=jnp.zeros([num_trials], jnp.float32).at[0].set(first_lr),
+        trial_forecasts=jnp.zeros([num_trials], jnp.float32),
+        trial_diverged=jnp.zeros([num_trials], bool),
+        probe_losses=jnp.zeros([schedule.max_tau_probe], jnp.float32),
+        snapshot_params=jax.tree.map(jnp.array, params),
+        snapshot_base_state=base_state,
+        base_state=base_state,
+        key=key,
+    )
+
+  def score_probe(state, losses, observed, diverged_now):
+    """Forecast of the probe that just ended, finite and pessimistic if bad."""
+    tp, t = schedule.lengths(state.stage)
+    value, diverged = forecast_lib.forecast(losses, observed, tp, t)
+    diverged |= diverged_now
+    previous = jnp.arange(num_trials) < state.trial
+    seen = jnp.concatenate([
+        jnp.where(observed & jnp.isfinite(losses), losses, -jnp.inf),
+        jnp.where(previous, state.trial_forecasts, -jnp.inf),
+    ])
+    worst = jnp.max(seen)
+    worst = jnp.where(jnp.isfinite(worst), worst, _MAX_SCORE)
+    value = jnp.where(diverged, worst, value)
+    return jnp.clip(value, -_MAX_SCORE, _MAX_SCORE), diverged
+
+  def record_trial(state, losses, observed, diverged_now):
+    value, diverged = score_probe(state, losses, observed, diverged_now)
+    i = state.trial
+    return state._replace(
+        trial=i + 1,
+        trial_forecasts=state.trial_forecasts.at[i].set(value),
+        trial_diverged=state.trial_diverged.at[i].set(diverged),
+    )
+
+  def on_continue(state, key, losses, observed, diverged_now):
+    del key, observed, diverged_now
+    next_count = state.count + 2  # The step after the one being taken.
+    warm_lr = warmup_lr * next_count.astype(jnp.float32) / max(warmup_steps, 1)
+    lr = jnp.where(state.phase == WARMUP, warm_lr, state.learning_rate)
+    return state._replace(
+        phase_step=state.phase_step + 1,
+        learning_rate=lr.astype(jnp.float32),
+        probe_losses=losses,
+    )
+
+  def on_next_trial(state, key, losses, observed, diverged_now):
+    del key
+    state = record_trial(state, losses, observed, diverged_now)
+    observed = jnp.arange(num_trials) < state.trial
+    x = _unit_from_lr(state.trial_lrs, min_lr, max_lr)
+    x_next, _ = bo.propose(x, state.trial_forecasts, observed, grid,
+                           acquisition=acquisition, kappa=kappa)
+    lr = _lr_from_unit(x_next, min_lr, max_lr)
+    return state._replace(
+        phase_step=jnp.zeros_like(state.phase_step),
+        learning_rate=lr,
+        trial_lrs=state.trial_lrs.at[state.trial].set(lr),
+        probe_losses=jnp.zeros_like(losses),
+    )
+
+  def on_start_exploit(state, key, losses, observed, diverged_now):
+    del key
+    state = record_trial(state, losses, observed, diverged_now)
+    best = jnp.argmin(state.trial_forecasts)
+    lr = jnp.where(jnp.all(state.trial_diverged), min_lr, state.trial_lrs[best])
+    return state._replace(
+        phase=jnp.asarray(EXPLOIT, jnp.int32),
+        phase_step=jnp.zeros_like(state.phase_step),
+        learning_rate=lr.astype(jnp.float32),
+        probe_losses=jnp.zeros_like(losses),
+    )
+
+  def on_start_stage(state, key, losses, observed, diverged_now):
+    del observed, diverged_now
+    is_new_stage = state.phase == EXPLOIT  # Else warm-up just ended.
+    lr = random_lr(key)
+    return state._replace(
+        stage=state.stage + is_new_stage.astype(jnp.int32),
+        phase=jnp.asarray(PROBE, jnp.int32),
+        trial=jnp.zeros_like(state.trial),
+        phase_step=jnp.zeros_like(state.phase_step),
+        learning_rate=lr,
+        trial_lrs=jnp.zeros_like(state.trial_lrs).at[0].set(lr),
+        trial_forecasts=jnp.zeros_like(state.trial_forecasts),
+        trial_diverged=jnp.zeros_like(state.trial_diverged),
+        probe_losses=jnp.zeros_like(losses),
+    )
+
+  def update_fn(updates, state, params=None, *, value=None,
+                validation_value=None, **extra_args):
+    if params is None:
+      raise ValueError("autolrs needs params: call update(grads, state, params, value=loss).")
+    value = _check_value(value, "value")
+    validating = validation_value is not None
+    if validating:
+      validation_value = _check_value(validation_value, "validation_value")
+    if axis_name is not None:
+      value = jax.lax.pmean(value, axis_name)
+      if validating:
+        validation_value = jax.lax.pmean(validation_value, axis_name)
+    score = value
+    if validating:
+      score = jnp.where(state.wants_validation, validation_value, value)
+
+    tp, t = schedule.lengths(state.stage)
+    in_probe = state.phase == PROBE
+    stage_starts = in_probe & (state.trial == 0) & (state.phase_step == 0)
+    snapshot_params = _select(stage_starts, params, state.snapshot_params)
+    snapshot_base_state = _select(stage_starts, state.base_state,
+                                  state.snapshot_base_state)
+
+    steps = jnp.arange(state.probe_losses.shape[0])
+    losses = jnp.where(in_probe & (steps == state.phase_step), score,
+                       state.probe_losses)
+    observed = steps <= state.phase_step
+    if validating:
+      interval = schedule.validation_interval(tp)
+      on_point = steps % interval == interval - 1
+      observed &= ~schedule.uses_validation(state.stage) | on_point
+    diverged_now = ~jnp.isfinite(value) | ~jnp.isfinite(score)
+    probe_ends = in_probe & ((state.phase_step == tp - 1) | diverged_now)
+    exploit_ends = (state.phase == EXPLOIT) & (state.phase_step == t - 1)
+    warmup_ends = (state.phase == WARMUP) & (state.count == warmup_steps - 1)
+
+    base_updates, base_state = base_optimizer.update(
+        updates, state.base_state, params, **extra_args)
+    lr = state.learning_rate
+    scaled = jax.tree.map(lambda u: (lr * u).astype(u.dtype), base_updates)
+    restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
+    new_updates = _select(probe_ends, restore, scaled)
+    base_state = _select(probe_ends, snapshot_base_state, base_state)
+
+    last_trial = state.trial == num_trials - 1
+    event = jnp.where(
+        probe_ends,
+        jnp.where(last_trial, _START_EXPLOIT, _NEXT_TRIAL),
+        jnp.where(exploit_ends | warmup_ends, _START_STAGE, _CONTINUE),
+    )
+    key, subkey = jax.random.split(state.key)
+    controller = state._replace(
+        snapshot_params=snapshot_params,
+        snapshot_base_state=snapshot_base_state,
+        base_state=base_state,
+    )
+    controller = jax.lax.switch(
+        event,
+        (on_continue, on_next_trial, on_start_exploit, on_start_stage),
+        controller, subkey, losses, observed, diverged_now,
+    )
+    new_state = controller._replace(
+        count=state.count + 1,
+        key=key,
+        wants_validation=schedule.is_validation_step(
+            controller.stage, controller.phase, controller.phase_step),
+    )
+    return new_updates, new_state
+
+  return base.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max,
+              warmup_steps, warmup_lr, acquisition, kappa, grid_size,
+              validation_points):
+  """Raises ValueError naming the first bad hyper-parameter."""
+  if not min_lr > 0:
+    raise ValueError(f"min_lr must be > 0, got min_lr = {min_lr}.")
+  if not max_lr > min_lr:
+    raise ValueError(
+        f"max_lr must be > min_lr, got min_lr = {min_lr} and max_lr = {max_lr}.")
+  if tau_probe < 2:
+    raise ValueError(f"tau_probe must be >= 2, got tau_probe = {tau_probe}.")
+  if tau_probe >= tau:
+    raise ValueError(
+        f"tau_probe must be < tau, got tau_probe = {tau_probe} and tau = {tau}.")
+  if num_trials < 1:
+    raise ValueError(f"num_trials must be >= 1, got num_trials = {num_trials}.")
+  if tau_max < tau:
+    raise ValueError(f"tau_max must be >= tau, got tau_max = {tau_max} and tau = {tau}.")
+  if warmup_steps < 0:
+    raise ValueError(f"warmup_steps must be >= 0, got warmup_steps = {warmup_steps}.")
+  if warmup_lr is not None and not warmup_lr > 0:
+    raise ValueError(f"warmup_lr must be > 0, got warmup_lr = {warmup_lr}.")
+  if acquisition not in bo.ACQUISITIONS:
+    raise ValueError(
+        f"acquisition must be one of {bo.ACQUISITIONS}, got acquisition = {acquisition!r}.")
+  if not kappa >= 0:
+    raise ValueError(f"kappa must be >= 0, got kappa = {kappa}.")
+  if grid_size < max(num_trials, 2):
+    raise ValueError(
+        f"grid_size must be >= max(num_trials, 2), got grid_size = {grid_size}.")
+  if validation_points < 1:
+    raise ValueError(
+        f"validation_points must be >= 1, got validation_points = {validation_points}.")
+
+
+def _unwrap_variables(tree):
+  """Replaces ``flax.nnx`` variables (as in ``nnx.Optimizer.opt_state``) by their values."""
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+
+  return jax.tree.map(
+      lambda x: x.get_value() if isinstance(x, nnx.Variable) else x,
+      tree,
+      is_leaf=lambda x: isinstance(x, nnx.Variable),
+  )
+
+
+def find_state(tree: Any) -> AutoLRSState:
+  """Finds the :class:`AutoLRSState` in an optimizer state tree.
+
+  Args:
+    tree: the state of :func:`autolrs` itself, of an ``optax.chain`` holding
+      it, or an ``nnx.Optimizer``'s ``opt_state``.
+
+  Returns:
+    The (single) AutoLRS state, with plain arrays as leaves. Works inside
+    ``jit`` too, e.g. to read ``wants_validation``.
+
+  Raises:
+    ValueError: if the tree holds no AutoLRS state, or more than one.
+  """
+  is_state = lambda x: isinstance(x, AutoLRSState)
+  found = [x for x in jax.tree.leaves(tree, is_leaf=is_state) if is_state(x)]
+  if len(found) != 1:
+    raise ValueError(f"expected one AutoLRSState in the tree, found {len(found)}.")
+  return _unwrap_variables(found[0])
+
+
+def describe(tree: Any) -> dict[str, Any]:
+  """The controller's position as Python values, for logging (host sync).
+
+  Returns:
+    A dict with ``step``, ``stage``, ``phase`` (a name), ``trial``,
+    ``phase_step``, ``learning_rate`` (applied by the next update) and
+    ``wants_validation``.
+  """
+  s = find_state(tree)
+  return {
+      "step": int(s.count),
+      "stage": int(s.stage),
+      "phase": PHASE_NAMES[int(s.phase)],
+      "trial": int(s.trial),
+      "phase_step": int(s.phase_step),
+      "learning_rate": float(s.learning_rate),
+      "wants_validation": bool(s.wants_validation),
+  }
+
+
+def bo_observations(tree: Any) -> dict[str, jax.Array]:
+  """The current stage's BO data: finished probes' LRs and forecasts.
+
+  Returns:
+    A dict of arrays ``learning_rates``, ``forecasts`` and ``diverged``, each
+    holding one entry per finished probe of the current stage.
+  """
+  s = find_state(tree)
+  n = int(s.trial)
+  return {
+      "learning_rates": s.trial_lrs[:n],
+      "forecasts": s.trial_forecasts[:n],
+      "diverged": s.trial_diverged[:n],
+  }
