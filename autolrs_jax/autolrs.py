@@ -118,6 +118,20 @@ def _check_value(value, name):
   return value.astype(jnp.float32)
 
 
+def _all_finite(tree):
+  leaves = jax.tree.leaves(tree)
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def _drift(params, step, snapshot):
+  """``|params + step - snapshot| / |snapshot|``, in float32 global norms."""
+  sq = lambda x: jnp.sum(jnp.square(x.astype(jnp.float32)))
+  moved = sum(sq(p + u - s) for p, u, s in zip(
+      jax.tree.leaves(params), jax.tree.leaves(step), jax.tree.leaves(snapshot)))
+  size = sum(sq(s) for s in jax.tree.leaves(snapshot))
+  return jnp.sqrt(moved) / jnp.maximum(jnp.sqrt(size), 1e-12)
+
+
 def _select(pred, on_true, on_false):
   return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
@@ -137,6 +151,7 @@ def autolrs(
     kappa: float = 1000.0,
     grid_size: int = 512,
     validation_points: int = 16,
+    max_probe_drift: float = 2.0,
     axis_name: str | None = None,
     seed: int = 0,
 ) -> base.GradientTransformationExtraArgs:
@@ -164,10 +179,13 @@ def autolrs(
   4. ``tau`` and ``tau_probe`` double unless ``2 tau > tau_max``.
 
   So a stage costs ``num_trials * tau_probe + tau`` update calls, of which the
-  probes are search. A probe whose loss becomes NaN or infinite ends at once
-  and is scored as the worst loss seen in the stage; if all probes of a stage
-  diverge the stage trains at ``min_lr``. NaN never reaches the GP or the
-  parameters through a probe.
+  probes are search. A probe diverges when its loss is NaN/Inf, or when its
+  next step would be non-finite or carry the parameters more than
+  ``max_probe_drift`` times their norm away from the snapshot; it then ends at
+  once (restoring, without applying that step) and is scored as the worst
+  loss seen in the stage. If all probes of a stage diverge the stage trains at
+  ``min_lr``. Outside probes a step whose update is non-finite is skipped (zero
+  update, base state unchanged). NaN never reaches the GP or the parameters.
 
   **Validation loss.** From the stage after ``tau`` first reaches its maximum
   on, the reference scores probes on the validation loss, measured at
@@ -197,6 +215,11 @@ def autolrs(
       smaller values.
     grid_size: candidate log-LRs on which the acquisition is minimised.
     validation_points: validation losses per probe in validation stages.
+    max_probe_drift: a probe ends as diverged before a step that would move
+      the parameters farther than this times the snapshot's norm from the
+      snapshot (global L2 norms). This keeps the restore ``p + (s - p)``
+      accurate: it is exact whenever each ``p`` is within a factor 2 of ``s``
+      (Sterbenz) and otherwise off by at most an ulp of ``|p|``.
     axis_name: set under ``jax.pmap``/``shard_map``: ``value`` (and
       ``validation_value``) are averaged over this axis, so every replica takes
       the same decisions. Gradients are the caller's business, as for any
@@ -228,7 +251,8 @@ def autolrs(
   if tau_probe is None:
     tau_probe = tau // 10
   _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max, warmup_steps,
-            warmup_lr, acquisition, kappa, grid_size, validation_points)
+            warmup_lr, acquisition, kappa, grid_size, validation_points,
+            max_probe_drift)
   if warmup_lr is None:
     warmup_lr = max_lr
   num_doublings = 0
@@ -378,18 +402,29 @@ def autolrs(
       interval = schedule.validation_interval(tp)
       on_point = steps % interval == interval - 1
       observed &= ~schedule.uses_validation(state.stage) | on_point
-    diverged_now = ~jnp.isfinite(value) | ~jnp.isfinite(score)
+    base_updates, new_base_state = base_optimizer.update(
+        updates, state.base_state, params, **extra_args)
+    lr = state.learning_rate
+    scaled = jax.tree.map(lambda u: (lr * u).astype(u.dtype), base_updates)
+    # A step that would put NaN/Inf in the params, or carry them far from the
+    # snapshot, is never applied: ``p + (s - p)`` only restores ``s`` to within
+    # rounding of ``|p|``, and not at all once ``p`` is NaN.
+    step_finite = _all_finite(scaled)
+    step_ok = step_finite & (
+        _drift(params, scaled, snapshot_params) <= max_probe_drift)
+    loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
+    diverged_now = ~loss_ok | ~step_ok
     probe_ends = in_probe & ((state.phase_step == tp - 1) | diverged_now)
     exploit_ends = (state.phase == EXPLOIT) & (state.phase_step == t - 1)
     warmup_ends = (state.phase == WARMUP) & (state.count == warmup_steps - 1)
 
-    base_updates, base_state = base_optimizer.update(
-        updates, state.base_state, params, **extra_args)
-    lr = state.learning_rate
-    scaled = jax.tree.map(lambda u: (lr * u).astype(u.dtype), base_updates)
+    # Outside probes a non-finite step is skipped: zero update, state kept.
+    skip = ~in_probe & ~step_finite
     restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
-    new_updates = _select(probe_ends, restore, scaled)
-    base_state = _select(probe_ends, snapshot_base_state, base_state)
+    zeros = jax.tree.map(jnp.zeros_like, scaled)
+    new_updates = _select(probe_ends, restore, _select(skip, zeros, scaled))
+    base_state = _select(probe_ends, snapshot_base_state,
+                         _select(skip, state.base_state, new_base_state))
 
     last_trial = state.trial == num_trials - 1
     event = jnp.where(
@@ -421,7 +456,7 @@ def autolrs(
 
 def _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max,
               warmup_steps, warmup_lr, acquisition, kappa, grid_size,
-              validation_points):
+              validation_points, max_probe_drift):
   """Raises ValueError naming the first bad hyper-parameter."""
   if not min_lr > 0:
     raise ValueError(f"min_lr must be > 0, got min_lr = {min_lr}.")
@@ -452,6 +487,9 @@ def _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max,
   if validation_points < 1:
     raise ValueError(
         f"validation_points must be >= 1, got validation_points = {validation_points}.")
+  if not max_probe_drift > 0:
+    raise ValueError(
+        f"max_probe_drift must be > 0, got max_probe_drift = {max_probe_drift}.")
 
 
 def _unwrap_variables(tree):
