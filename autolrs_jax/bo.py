@@ -9,7 +9,7 @@ compiled function serves every trial of every stage.
 The surrogate is a Gaussian process (``tensorflow_probability.substrates.jax``)
 with a Matern-5/2 kernel times an amplitude, plus observation noise, on
 log-warped, standardised forecasts. Its three hyper-parameters maximise the marginal
-likelihood by a fixed number of Adam steps from a few starting length scales,
+likelihood (with a weak prior on the length scale) by a fixed number of Adam steps from a few starting length scales,
 like the reference's scikit-optimize set-up (constant x Matern(5/2) + white
 noise, noise dropped for prediction).
 """
@@ -31,6 +31,10 @@ _LOG_AMPLITUDE_BOUNDS = (jnp.log(0.1), jnp.log(30.0))
 _LOG_LENGTH_BOUNDS = (jnp.log(0.01), jnp.log(100.0))
 _LOG_NOISE_BOUNDS = (jnp.log(1e-6), jnp.log(1.0))
 _INITIAL_LENGTH_SCALES = (0.05, 0.2, 1.0)
+# Weak log-normal prior on the length scale: with two or three observations
+# the likelihood alone cannot tell a length of 0.01 from 1 (then every point
+# far from the data looks equally uncertain, and proposals turn arbitrary).
+_LENGTH_PRIOR = tfd.LogNormal(jnp.log(0.3), 1.0)
 _FIT_STEPS = 100
 _FIT_LEARNING_RATE = 0.05
 _EI_XI = 0.01  # Exploration margin of expected improvement, as in skopt.
@@ -101,9 +105,13 @@ def negative_log_marginal_likelihood(hp: GPHyperparameters, x, z, mask):
 
 
 def fit_hyperparameters(x, z, mask) -> GPHyperparameters:
-  """Maximises the marginal likelihood from several starting length scales."""
+  """Maximises the marginal likelihood (times a weak prior on the length scale)
+  from several starting length scales."""
   opt = optax.adam(_FIT_LEARNING_RATE)
-  loss = lambda raw: negative_log_marginal_likelihood(_constrain(raw), x, z, mask)
+  def loss(raw):
+    hp = _constrain(raw)
+    nll = negative_log_marginal_likelihood(hp, x, z, mask)
+    return nll - _LENGTH_PRIOR.log_prob(hp.length_scale)
 
   def fit_from(raw):
     def step(carry, _):

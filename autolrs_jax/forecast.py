@@ -16,9 +16,9 @@ on flat or concave series and extrapolates linear ones to nonsense. Here:
 * ``r >= ln 2`` (the curve must lose at least half of its remaining decay over
   one probe). A nearly linear series is then forecast to fall at most about as
   much again as it fell during the probe, instead of linearly for ten probes.
-* Outliers (spiky minibatch losses) are down-weighted by a few rounds of
-  iteratively reweighted least squares with Huber weights, replacing the
-  reference's spline-and-drop trick.
+* Outliers (spiky minibatch losses) are down-weighted by iteratively
+  reweighted least squares (Huber, then Tukey bisquare weights), replacing
+  the reference's spline-and-drop trick.
 * Flat series give their level, increasing ones their (higher) asymptote, and
   the forecast is clipped to the data's range widened by the data's span.
 
@@ -33,15 +33,18 @@ import jax
 import jax.numpy as jnp
 
 # Decay rates per unit of normalised time (one probe). ln 2 is the slowest
-# decay allowed (see module docstring); 1e4 decays within a step of the
-# longest probe AutoLRS runs with its defaults.
+# decay allowed (see module docstring). The fastest decays over
+# ``MIN_DECAY_STEPS`` steps, so that a lone spike on the first loss cannot be
+# absorbed as a "transient" of the curve.
 MIN_RATE = math.log(2.0)
-MAX_RATE = 1e4
+MIN_DECAY_STEPS = 3.0
 _NUM_COARSE_RATES = 48
 _NUM_ZOOM_RATES = 17
 _NUM_ZOOMS = 2
-_NUM_ROBUST_ROUNDS = 3
+_NUM_HUBER_ROUNDS = 4
+_NUM_BISQUARE_ROUNDS = 2
 _HUBER_K = 1.345  # 95% efficiency at Gaussian noise.
+_BISQUARE_C = 4.685  # Likewise, for Tukey's bisquare.
 _MAD_TO_SIGMA = 1.4826
 
 
@@ -49,7 +52,7 @@ class ExponentialFit(NamedTuple):
   """Parameters of ``y(s) = amplitude * exp(-rate * s) + asymptote``."""
 
   amplitude: jax.Array  # a; > 0 for a decreasing curve.
-  rate: jax.Array  # r, per unit of normalised time; in [MIN_RATE, MAX_RATE].
+  rate: jax.Array  # r, per unit of normalised time; >= MIN_RATE.
   asymptote: jax.Array  # c, the level the curve tends to.
 
 
@@ -87,9 +90,10 @@ def _best_rate(s, y, w, log_rates):
   return log_rates[i], a[i], c[i]
 
 
-def _fit_weighted(s, y, w) -> ExponentialFit:
+def _fit_weighted(s, y, w, max_rate) -> ExponentialFit:
   """Grid search over the decay rate, then zooms around the best one."""
-  lo, hi = math.log(MIN_RATE), math.log(MAX_RATE)
+  lo = math.log(MIN_RATE)
+  hi = jnp.log(jnp.maximum(max_rate, 2.0 * MIN_RATE))
   coarse = jnp.linspace(lo, hi, _NUM_COARSE_RATES)
   log_rate, a, c = _best_rate(s, y, w, coarse)
   half_width = (hi - lo) / (_NUM_COARSE_RATES - 1)
@@ -117,6 +121,7 @@ def fit_exponential(
     s: jax.typing.ArrayLike,
     y: jax.typing.ArrayLike,
     mask: jax.typing.ArrayLike,
+    max_rate: jax.typing.ArrayLike,
 ) -> ExponentialFit:
   """Robustly fits ``a * exp(-r * s) + c`` to the points where ``mask`` holds.
 
@@ -126,6 +131,7 @@ def fit_exponential(
       NaN included.
     mask: boolean, shape ``(N,)``: which entries are observations. Needs at
       least two for a slope; with fewer the fit is flat at their mean.
+    max_rate: the largest decay rate considered (at least ``2 ln 2``).
 
   Returns:
     The :class:`ExponentialFit`.
@@ -134,14 +140,19 @@ def fit_exponential(
   mask = jnp.asarray(mask, bool)
   y = jnp.where(mask, jnp.asarray(y, jnp.float32), 0.0)
   w = mask.astype(jnp.float32)
-  fit = _fit_weighted(s, y, w)
-  for _ in range(_NUM_ROBUST_ROUNDS):
+  fit = _fit_weighted(s, y, w, max_rate)
+  # Huber rounds converge from the least-squares start; bisquare rounds then
+  # give gross outliers (loss spikes) no weight at all.
+  for round_ in range(_NUM_HUBER_ROUNDS + _NUM_BISQUARE_ROUNDS):
     resid = jnp.abs(y - evaluate(fit, s))
     scale = _MAD_TO_SIGMA * _masked_median(resid, mask)
     # A perfect fit has zero scale: keep every point at full weight then.
-    cutoff = _HUBER_K * jnp.maximum(scale, 1e-6 * (1.0 + jnp.abs(fit.asymptote)))
-    huber = jnp.minimum(1.0, cutoff / jnp.maximum(resid, 1e-30))
-    fit = _fit_weighted(s, y, w * huber)
+    scale = jnp.maximum(scale, 1e-6 * (1.0 + jnp.abs(fit.asymptote)))
+    if round_ < _NUM_HUBER_ROUNDS:
+      robust = jnp.minimum(1.0, _HUBER_K * scale / jnp.maximum(resid, 1e-30))
+    else:
+      robust = jnp.square(jnp.maximum(0.0, 1.0 - jnp.square(resid / (_BISQUARE_C * scale))))
+    fit = _fit_weighted(s, y, w * robust, max_rate)
   return fit
 
 
@@ -173,7 +184,8 @@ def forecast(
   ok = mask & finite
   t = jnp.arange(losses.shape[0], dtype=jnp.float32)
   probe_length = jnp.asarray(probe_length, jnp.float32)
-  fit = fit_exponential(t / probe_length, losses, ok)
+  fit = fit_exponential(t / probe_length, losses, ok,
+                        max_rate=probe_length / MIN_DECAY_STEPS)
   value = evaluate(fit, jnp.asarray(horizon, jnp.float32) / probe_length)
   lo = jnp.min(jnp.where(ok, losses, jnp.inf))
   hi = jnp.max(jnp.where(ok, losses, -jnp.inf))
