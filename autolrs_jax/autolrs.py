@@ -433,17 +433,19 @@ def autolrs(
         jnp.where(exploit_ends | warmup_ends, _START_STAGE, _CONTINUE),
     )
     key, subkey = jax.random.split(state.key)
+    # Only the small controller fields go through the switch: params-sized
+    # operands would be copied in and out of its branches at every step.
     controller = state._replace(
-        snapshot_params=snapshot_params,
-        snapshot_base_state=snapshot_base_state,
-        base_state=base_state,
-    )
+        snapshot_params=None, snapshot_base_state=None, base_state=None)
     controller = jax.lax.switch(
         event,
         (on_continue, on_next_trial, on_start_exploit, on_start_stage),
         controller, subkey, losses, observed, diverged_now,
     )
     new_state = controller._replace(
+        snapshot_params=snapshot_params,
+        snapshot_base_state=snapshot_base_state,
+        base_state=base_state,
         count=state.count + 1,
         key=key,
         wants_validation=schedule.is_validation_step(
