@@ -66,9 +66,9 @@ def plot(history: loop.History, path: pathlib.Path) -> None:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  # Six stages end at update 7360: the run stops after an exploitation, not
-  # in a probe (whose parameters are thrown away).
-  parser.add_argument("--steps", type=int, default=7360)
+  parser.add_argument("--stages", type=int, default=5,
+                      help="train until this many stages are done (not in a probe)")
+  parser.add_argument("--steps", type=int, default=20_000, help="cap on update calls")
   parser.add_argument("--batch-size", type=int, default=128)
   parser.add_argument("--min-lr", type=float, default=1e-3)
   parser.add_argument("--max-lr", type=float, default=1.0)
@@ -80,7 +80,7 @@ def main():
   parser.add_argument("--quick", action="store_true", help="600 steps, for a smoke test")
   args = parser.parse_args()
   if args.quick:
-    args.steps, args.tau, args.tau_max = 600, 100, 200
+    args.stages, args.tau, args.tau_max = 2, 100, 200
 
   data = mnist1d.load()
   model = mnist1d.CNN(rngs=nnx.Rngs(args.seed))
@@ -90,7 +90,8 @@ def main():
       num_trials=args.num_trials, tau_max=args.tau_max, seed=args.seed)
   start = time.perf_counter()
   history = loop.train(model, tx, mnist1d.cross_entropy, data, steps=args.steps,
-                       batch_size=args.batch_size, seed=args.seed, progress=True)
+                       batch_size=args.batch_size, seed=args.seed,
+                       stop_after_stage=args.stages - 1, progress=True)
   seconds = time.perf_counter() - start
   test_accuracy = mnist1d.accuracy(model, data.x_test, data.y_test)
   probe_steps = int(np.sum(history.phase == autolrs_jax.PROBE))
@@ -98,7 +99,7 @@ def main():
   args.out.mkdir(parents=True, exist_ok=True)
   result = {
       "test_accuracy": test_accuracy,
-      "steps": args.steps,
+      "steps": len(history.loss),
       "probe_steps": probe_steps,
       "wall_seconds": seconds,
       "stages": stage_summary(history),
@@ -106,7 +107,7 @@ def main():
   }
   (args.out / "mnist1d.json").write_text(json.dumps(result, indent=2))
   plot(history, args.out / "mnist1d.png")
-  print(f"test accuracy {test_accuracy:.4f} after {args.steps} steps "
+  print(f"test accuracy {test_accuracy:.4f} after {len(history.loss)} steps "
         f"({probe_steps} of them probes), {seconds:.0f} s")
   for row in result["stages"]:
     print(f"  stage {row['stage']}: {row['probe_steps']} probe steps, "

@@ -78,7 +78,7 @@ def make_train_step(loss_fn: LossFn, x_train, y_train, x_val, y_val,
 def train(model: nnx.Module, tx: optax.GradientTransformation, loss_fn: LossFn,
           data, *, steps: int, batch_size: int = 128, seed: int = 0,
           pass_value: bool | None = None, val_size: int = 512,
-          progress: bool = False) -> History:
+          stop_after_stage: int | None = None, progress: bool = False) -> History:
   """Trains ``model`` in place with ``tx`` and returns its :class:`History`.
 
   Args:
@@ -92,6 +92,9 @@ def train(model: nnx.Module, tx: optax.GradientTransformation, loss_fn: LossFn,
     seed: seeds the minibatch draws.
     pass_value: pass the loss as ``value=``; default: only to AutoLRS.
     val_size: validation samples scored when AutoLRS asks.
+    stop_after_stage: stop (before ``steps``) once AutoLRS finishes this
+      stage's exploitation, so that the model is not left in a probe. Costs a
+      host sync per step.
     progress: show a tqdm bar with stage, phase, LR and loss.
   """
   optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
@@ -111,6 +114,9 @@ def train(model: nnx.Module, tx: optax.GradientTransformation, loss_fn: LossFn,
     bar = tqdm(total=steps, unit="step")
   for i in range(steps):
     records.append(step(keys[i]))
+    if (stop_after_stage is not None
+        and int(autolrs_jax.find_state(optimizer.opt_state).stage) > stop_after_stage):
+      break
     if bar is not None and (i % 50 == 49 or i == steps - 1):
       loss, lr, phase, stage = (np.asarray(r) for r in records[-1])
       postfix = {"loss": f"{float(loss):.3f}"}
@@ -120,6 +126,7 @@ def train(model: nnx.Module, tx: optax.GradientTransformation, loss_fn: LossFn,
       bar.set_postfix(postfix, refresh=False)
       bar.update(i + 1 - bar.n)
   if bar is not None:
+    bar.update(len(records) - bar.n)
     bar.close()
   columns = [np.asarray(jax.device_get(c)) for c in zip(*records)]
   return History(*columns)
