@@ -132,6 +132,26 @@ def _drift(params, step, snapshot):
   return jnp.sqrt(moved) / jnp.maximum(jnp.sqrt(size), 1e-12)
 
 
+def _replicate_on_mesh_of(params, state: AutoLRSState) -> AutoLRSState:
+  """Places the controller's own arrays replicated on the params' mesh.
+
+  Under ``jit`` with shardings, the updated state comes back on the mesh of
+  the params; an eagerly initialised state must start there too, or every
+  scalar's sharding would change at the first update. Copies of params and
+  the base state keep their own placement.
+  """
+  shardings = [getattr(x, "sharding", None) for x in jax.tree.leaves(params)
+               if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)]
+  named = [s for s in shardings if isinstance(s, jax.sharding.NamedSharding)]
+  if not named:
+    return state
+  replicated = jax.sharding.NamedSharding(named[0].mesh, jax.sharding.PartitionSpec())
+  own = {name: jax.device_put(getattr(state, name), replicated)
+         for name in state._fields
+         if name not in ("snapshot_params", "snapshot_base_state", "base_state")}
+  return state._replace(**own)
+
+
 def _select(pred, on_true, on_false):
   return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
@@ -271,8 +291,11 @@ def autolrs(
     return _lr_from_unit(grid[index], min_lr, max_lr)
 
   def init_fn(params):
-    key, first = jax.random.split(jax.random.key(seed))
     base_state = base_optimizer.init(params)
+    return _replicate_on_mesh_of(params, init_controller(params, base_state))
+
+  def init_controller(params, base_state):
+    key, first = jax.random.split(jax.random.key(seed))
     first_lr = random_lr(first)
     lr = warmup_lr / warmup_steps if warmup_steps else first_lr
     return AutoLRSState(
