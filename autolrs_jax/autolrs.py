@@ -132,24 +132,22 @@ def _drift(params, step, snapshot):
   return jnp.sqrt(moved) / jnp.maximum(jnp.sqrt(size), 1e-12)
 
 
-def _replicate_on_mesh_of(params, state: AutoLRSState) -> AutoLRSState:
-  """Places the controller's own arrays replicated on the params' mesh.
+def _build_on_mesh_of(params, make):
+  """Calls ``make()``, placing its arrays replicated on the params' mesh.
 
   Under ``jit`` with shardings, the updated state comes back on the mesh of
   the params; an eagerly initialised state must start there too, or every
-  scalar's sharding would change at the first update. Copies of params and
-  the base state keep their own placement.
+  scalar's sharding would change at the first update. Building under ``jit``
+  with ``out_shardings`` also works across processes, where a mesh spans
+  devices that this process cannot address.
   """
-  shardings = [getattr(x, "sharding", None) for x in jax.tree.leaves(params)
+  shardings = [x.sharding for x in jax.tree.leaves(params)
                if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)]
   named = [s for s in shardings if isinstance(s, jax.sharding.NamedSharding)]
   if not named:
-    return state
+    return make()
   replicated = jax.sharding.NamedSharding(named[0].mesh, jax.sharding.PartitionSpec())
-  own = {name: jax.device_put(getattr(state, name), replicated)
-         for name in state._fields
-         if name not in ("snapshot_params", "snapshot_base_state", "base_state")}
-  return state._replace(**own)
+  return jax.jit(make, out_shardings=replicated)()
 
 
 def _select(pred, on_true, on_false):
@@ -292,9 +290,15 @@ def autolrs(
 
   def init_fn(params):
     base_state = base_optimizer.init(params)
-    return _replicate_on_mesh_of(params, init_controller(params, base_state))
+    controller = _build_on_mesh_of(params, init_controller)
+    return controller._replace(
+        snapshot_params=jax.tree.map(jnp.array, params),
+        snapshot_base_state=base_state,
+        base_state=base_state,
+    )
 
-  def init_controller(params, base_state):
+  def init_controller() -> AutoLRSState:
+    """The controller's own fields (the params-sized ones left as None)."""
     key, first = jax.random.split(jax.random.key(seed))
     first_lr = random_lr(first)
     lr = warmup_lr / warmup_steps if warmup_steps else first_lr
@@ -310,9 +314,9 @@ def autolrs(
         trial_forecasts=jnp.zeros([num_trials], jnp.float32),
         trial_diverged=jnp.zeros([num_trials], bool),
         probe_losses=jnp.zeros([schedule.max_tau_probe], jnp.float32),
-        snapshot_params=jax.tree.map(jnp.array, params),
-        snapshot_base_state=base_state,
-        base_state=base_state,
+        snapshot_params=None,
+        snapshot_base_state=None,
+        base_state=None,
         key=key,
     )
 
