@@ -1,6 +1,7 @@
 """The README's main example runs end to end (in its --quick mode)."""
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -21,3 +22,18 @@ def test_mnist1d_example_quick(tmp_path):
   assert 0 < result["probe_steps"] <= 6 * 10 + 6 * 20
   assert result["test_accuracy"] > 0.5
   assert (tmp_path / "mnist1d.png").stat().st_size > 10_000
+
+
+def test_data_parallel_example_pmap_and_sharding_agree(tmp_path):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  results = {}
+  for mode in ([], ["--sharding"]):
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "data_parallel.py"), "--steps", "80",
+         "--tau", "20", "--out", str(tmp_path), *mode],
+        check=True, cwd=ROOT, timeout=600, env=env)
+  for mode in ("pmap", "sharding"):
+    results[mode] = json.loads((tmp_path / f"data_parallel_{mode}_8.json").read_text())
+    assert results[mode]["devices"] == 8
+  assert results["pmap"]["exploited_lrs"] == results["sharding"]["exploited_lrs"]
+  assert len(results["pmap"]["exploited_lrs"]) >= 1
