@@ -201,9 +201,12 @@ def autolrs(
   next step would be non-finite or carry the parameters more than
   ``max_probe_drift`` times their norm away from the snapshot; it then ends at
   once (restoring, without applying that step) and is scored as the worst
-  loss seen in the stage. If all probes of a stage diverge the stage trains at
-  ``min_lr``. Outside probes a step whose update is non-finite is skipped (zero
-  update, base state unchanged). NaN never reaches the GP or the parameters.
+  loss seen in the stage; so is a probe whose loss exploded while staying
+  finite (the median of its last quarter above 3x that of its first). If all
+  probes of a stage diverge the stage trains at ``min_lr``. Outside probes a
+  step whose loss or update is NaN/Inf is skipped (zero update, base state
+  unchanged, the step still counts). NaN never reaches the GP or the
+  parameters.
 
   **Validation loss.** From the stage after ``tau`` first reaches its maximum
   on, the reference scores probes on the validation loss, measured at
@@ -324,7 +327,7 @@ def autolrs(
     """Forecast of the probe that just ended, finite and pessimistic if bad."""
     tp, t = schedule.lengths(state.stage)
     value, diverged = forecast_lib.forecast(losses, observed, tp, t)
-    diverged |= diverged_now
+    diverged |= diverged_now | forecast_lib.exploded(losses, observed)
     previous = jnp.arange(num_trials) < state.trial
     seen = jnp.concatenate([
         jnp.where(observed & jnp.isfinite(losses), losses, -jnp.inf),
@@ -402,6 +405,10 @@ def autolrs(
                 validation_value=None, **extra_args):
     if params is None:
       raise ValueError("autolrs needs params: call update(grads, state, params, value=loss).")
+    if jax.tree.structure(params) != jax.tree.structure(state.snapshot_params):
+      raise ValueError(
+          "params must have the tree structure given to init: got "
+          f"{jax.tree.structure(params)}, expected {jax.tree.structure(state.snapshot_params)}.")
     value = _check_value(value, "value")
     validating = validation_value is not None
     if validating:
@@ -445,8 +452,9 @@ def autolrs(
     exploit_ends = (state.phase == EXPLOIT) & (state.phase_step == t - 1)
     warmup_ends = (state.phase == WARMUP) & (state.count == warmup_steps - 1)
 
-    # Outside probes a non-finite step is skipped: zero update, state kept.
-    skip = ~in_probe & ~step_finite
+    # Outside probes a step with a NaN/Inf loss or update is skipped: zero
+    # update, base state kept (the controller still counts the step).
+    skip = ~in_probe & ~(step_finite & loss_ok)
     restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
     zeros = jax.tree.map(jnp.zeros_like, scaled)
     new_updates = _select(probe_ends, restore, _select(skip, zeros, scaled))

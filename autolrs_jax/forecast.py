@@ -194,3 +194,22 @@ def forecast(
   placeholder = jnp.where(jnp.any(ok), hi, 0.0)
   value = jnp.where(diverged | ~jnp.isfinite(value), placeholder, value)
   return value, diverged
+
+
+def exploded(losses: jax.typing.ArrayLike, mask: jax.typing.ArrayLike,
+             factor: float = 3.0) -> jax.Array:
+  """Whether a finite probe blew up: its end sits far above its start.
+
+  Compares the medians of the first and the last quarter of the observed
+  points (medians, so that single minibatch spikes do not count): the probe
+  exploded when the end exceeds the start by more than ``factor - 1`` times
+  the start's magnitude (for positive losses: end > ``factor`` x start).
+  """
+  losses = jnp.asarray(losses, jnp.float32)
+  mask = jnp.asarray(mask, bool) & jnp.isfinite(losses)
+  rank = jnp.cumsum(mask) - 1  # Index of each observed point among observed.
+  n = jnp.sum(mask)
+  quarter = jnp.maximum(n // 4, 1)
+  start = _masked_median(losses, mask & (rank < quarter))
+  end = _masked_median(losses, mask & (rank >= n - quarter))
+  return (n >= 4) & (end - start > (factor - 1.0) * jnp.abs(start))

@@ -41,13 +41,15 @@ def make_train_step(loss_fn: LossFn, x_train, y_train, x_val, y_val,
 
   Args:
     loss_fn: ``loss_fn(model, x, y)``, a scalar.
-    x_train, y_train: training data on device; batches are drawn with
-      replacement inside the step.
+    x_train, y_train: training data (placed on device once); batches are
+      drawn with replacement inside the step.
     x_val, y_val: the validation subset scored when AutoLRS asks for it.
     batch_size: minibatch size.
     pass_value: pass the loss as ``value=`` (AutoLRS, reduce_on_plateau).
     pass_validation: pass ``validation_value=`` (AutoLRS only).
   """
+
+  x_train, y_train, x_val, y_val = map(jnp.asarray, (x_train, y_train, x_val, y_val))
 
   @nnx.jit
   def step(model, optimizer, key):
@@ -102,8 +104,7 @@ def train(model: nnx.Module, tx: optax.GradientTransformation, loss_fn: LossFn,
   if pass_value is None:
     pass_value = autolrs_inside
   step = make_train_step(
-      loss_fn, jnp.asarray(data.x_train), jnp.asarray(data.y_train),
-      jnp.asarray(data.x_val[:val_size]), jnp.asarray(data.y_val[:val_size]),
+      loss_fn, data.x_train, data.y_train, data.x_val[:val_size], data.y_val[:val_size],
       batch_size, pass_value=pass_value, pass_validation=autolrs_inside)
   step = nnx.cached_partial(step, model, optimizer)
   keys = jax.random.split(jax.random.key(seed), steps)
