@@ -202,8 +202,9 @@ def autolrs(
   ``max_probe_drift`` times their norm away from the snapshot; it then ends at
   once (restoring, without applying that step) and is scored as the worst
   loss seen in the stage; so is a probe whose loss exploded while staying
-  finite (the median of its last quarter above 3x that of its first). If all
-  probes of a stage diverge the stage trains at ``min_lr``. Outside probes a
+  finite (the median of its last quarter above 3x that of its first). Once an
+  LR diverged, BO proposes only smaller ones for the rest of the stage; if
+  all probes of a stage diverge the stage trains at ``min_lr``. Outside probes a
   step whose loss or update is NaN/Inf is skipped (zero update, base state
   unchanged, the step still counts). NaN never reaches the GP or the
   parameters.
@@ -294,9 +295,12 @@ def autolrs(
   def init_fn(params):
     base_state = base_optimizer.init(params)
     controller = _build_on_mesh_of(params, init_controller)
+    # Copies, never aliases: a state whose leaves share buffers with the params
+    # or with each other cannot be donated to a jitted step.
+    copy = lambda tree: jax.tree.map(jnp.array, tree)
     return controller._replace(
-        snapshot_params=jax.tree.map(jnp.array, params),
-        snapshot_base_state=base_state,
+        snapshot_params=copy(params),
+        snapshot_base_state=copy(base_state),
         base_state=base_state,
     )
 
@@ -363,8 +367,10 @@ def autolrs(
     state = record_trial(state, losses, observed, diverged_now)
     observed = jnp.arange(num_trials) < state.trial
     x = _unit_from_lr(state.trial_lrs, min_lr, max_lr)
+    # An LR that diverged rules out every larger one for the rest of the stage.
+    ceiling = jnp.min(jnp.where(observed & state.trial_diverged, x, jnp.inf))
     x_next, _ = bo.propose(x, state.trial_forecasts, observed, grid,
-                           acquisition=acquisition, kappa=kappa)
+                           acquisition=acquisition, kappa=kappa, allowed=grid < ceiling)
     lr = _lr_from_unit(x_next, min_lr, max_lr)
     return state._replace(
         phase_step=jnp.zeros_like(state.phase_step),

@@ -175,7 +175,8 @@ def is_observed(grid, x, mask):
   return jnp.any(near & mask[None, :], axis=-1)
 
 
-def propose(x, y, mask, grid, *, acquisition: str = "lcb", kappa: float = 2.0):
+def propose(x, y, mask, grid, *, acquisition: str = "lcb", kappa: float = 2.0,
+            allowed=None):
   """Next point to evaluate: the acquisition's minimiser on the grid.
 
   Args:
@@ -186,6 +187,9 @@ def propose(x, y, mask, grid, *, acquisition: str = "lcb", kappa: float = 2.0):
     acquisition: ``'lcb'`` (mean - kappa * std) or ``'ei'`` (expected
       improvement over the best observation).
     kappa: exploration weight of ``'lcb'``.
+    allowed: optional boolean mask over ``grid`` of the points that may be
+      proposed (e.g. below an LR that diverged). With none allowed, the
+      first grid point is proposed.
 
   Returns:
     ``(x_next, (mean, std))``: the proposed point (a grid point never
@@ -204,4 +208,6 @@ def propose(x, y, mask, grid, *, acquisition: str = "lcb", kappa: float = 2.0):
     score = negative_expected_improvement(mean, std, best)
   score = jnp.where(jnp.isfinite(score), score, jnp.inf)
   score = jnp.where(is_observed(grid, x, mask), jnp.inf, score)
+  if allowed is not None:
+    score = jnp.where(allowed, score, jnp.inf)
   return grid[jnp.argmin(score)], (mean, std)
