@@ -65,6 +65,7 @@ class StageSchedule(NamedTuple):
   tau_probe: int
   num_doublings: int  # Stages >= this index have tau at its maximum.
   validation_points: int
+  validation_from_stage: int  # Probes of this stage on score the validation loss.
 
   @property
   def max_tau_probe(self) -> int:
@@ -76,11 +77,8 @@ class StageSchedule(NamedTuple):
     return self.tau_probe * factor, self.tau * factor
 
   def uses_validation(self, stage):
-    """Whether probes of this stage score the validation loss.
-
-    As in the reference, from the stage after the first one at ``tau_max``.
-    """
-    return stage > self.num_doublings
+    """Whether probes of this stage score the validation loss."""
+    return stage >= self.validation_from_stage
 
   def validation_interval(self, tau_probe):
     return jnp.maximum(tau_probe // self.validation_points, 1)
@@ -169,6 +167,7 @@ def autolrs(
     kappa: float = 1000.0,
     grid_size: int = 512,
     validation_points: int = 16,
+    validation_from_stage: int | None = None,
     max_probe_drift: float = 2.0,
     axis_name: str | None = None,
     seed: int = 0,
@@ -216,6 +215,7 @@ def autolrs(
   with :func:`autolrs_jax.find_state`) says at which steps it is used, so it
   can be computed under ``jax.lax.cond`` inside the jitted step. Without
   ``validation_value`` the training loss scores every probe.
+  ``validation_from_stage=0`` scores every stage's probes on it.
 
   Args:
     base_optimizer: the optimizer to schedule, with learning rate 1.0.
@@ -237,6 +237,9 @@ def autolrs(
       smaller values.
     grid_size: candidate log-LRs on which the acquisition is minimised.
     validation_points: validation losses per probe in validation stages.
+    validation_from_stage: the first stage whose probes score
+      ``validation_value``. Default: as in the reference, the stage after the
+      first one at ``tau_max``; 0 scores every probe on the validation loss.
     max_probe_drift: a probe ends as diverged before a step that would move
       the parameters farther than this times the snapshot's norm from the
       snapshot (global L2 norms). This keeps the restore ``p + (s - p)``
@@ -274,7 +277,7 @@ def autolrs(
     tau_probe = tau // 10
   _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max, warmup_steps,
             warmup_lr, acquisition, kappa, grid_size, validation_points,
-            max_probe_drift)
+            validation_from_stage, max_probe_drift)
   if warmup_lr is None:
     warmup_lr = max_lr
   num_doublings = 0
@@ -285,6 +288,8 @@ def autolrs(
       tau_probe=tau_probe,
       num_doublings=num_doublings,
       validation_points=validation_points,
+      validation_from_stage=(num_doublings + 1 if validation_from_stage is None
+                             else validation_from_stage),
   )
   grid = bo.search_grid(grid_size)
 
@@ -499,7 +504,7 @@ def autolrs(
 
 def _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max,
               warmup_steps, warmup_lr, acquisition, kappa, grid_size,
-              validation_points, max_probe_drift):
+              validation_points, validation_from_stage, max_probe_drift):
   """Raises ValueError naming the first bad hyper-parameter."""
   if not min_lr > 0:
     raise ValueError(f"min_lr must be > 0, got min_lr = {min_lr}.")
@@ -530,6 +535,9 @@ def _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max,
   if validation_points < 1:
     raise ValueError(
         f"validation_points must be >= 1, got validation_points = {validation_points}.")
+  if validation_from_stage is not None and validation_from_stage < 0:
+    raise ValueError("validation_from_stage must be >= 0, got "
+                     f"validation_from_stage = {validation_from_stage}.")
   if not max_probe_drift > 0:
     raise ValueError(
         f"max_probe_drift must be > 0, got max_probe_drift = {max_probe_drift}.")

@@ -153,6 +153,16 @@ def test_validation_steps_are_flagged_only_in_validation_stages():
   assert any(r["before"]["wants_validation"] for r in records)
 
 
+def test_validation_from_stage_zero_flags_probes_of_every_stage():
+  tx = small_tx(validation_points=3, validation_from_stage=0)
+  records, _ = make_run(tx, 60)
+  flagged = {(r["before"]["stage"], r["before"]["phase"])
+             for r in records if r["before"]["wants_validation"]}
+  probed = {(r["before"]["stage"], "probe") for r in records if r["before"]["phase"] == "probe"}
+  assert len(probed) == 3  # Stages 0, 1 and 2, none of them a validation stage by default.
+  assert flagged == probed
+
+
 def test_validation_value_scores_probes_in_validation_stages():
   # The validation loss handed in is 5x the training loss: forecasts of
   # validation stages must see it, those of earlier stages must not.
@@ -256,6 +266,7 @@ def test_noisy_quadratic_lrs_are_within_stable_range():
     (dict(num_trials=0), "num_trials"), (dict(acquisition="ucb"), "acquisition"),
     (dict(tau_max=5), "tau_max"), (dict(warmup_steps=-1), "warmup_steps"),
     (dict(kappa=-1.0), "kappa"), (dict(max_probe_drift=0.0), "max_probe_drift"),
+    (dict(validation_from_stage=-1), "validation_from_stage"),
 ])
 def test_bad_hyperparameters_raise_naming_the_argument(kw, name):
   with pytest.raises(ValueError, match=name):

@@ -1,0 +1,155 @@
+"""Command line of the benchmark.
+
+    python -m autolrs_jax.bench --task mnist1d --quick   # one task, quick budget
+    python -m autolrs_jax.bench                           # all tasks, full budget, 3 seeds
+    python -m autolrs_jax.bench report --out DIR          # table and plots again
+    python -m autolrs_jax.bench overhead                  # step-time micro-benchmark
+
+Runs are appended to ``<out>/runs.jsonl`` as they finish and skipped when
+found there, so an interrupted benchmark resumes where it stopped.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import sys
+
+import numpy as np
+
+from autolrs_jax.bench import report
+from autolrs_jax.bench import runner
+from autolrs_jax.bench.methods import DERIVED, GRID, METHODS
+from autolrs_jax.bench.tasks import GRID_POINTS, QUICK_GRID_POINTS, TASKS, lr_grid
+
+FULL_OUT = pathlib.Path("results/bench")
+QUICK_OUT = pathlib.Path("out/bench-quick")
+
+
+def machine() -> str:
+  import jax  # pylint: disable=g-import-not-at-top
+  return (f"{jax.devices()[0].platform.upper()}, {os.cpu_count()} CPU cores, "
+          f"{platform.machine()}, jax {jax.__version__}")
+
+
+def load_records(path: pathlib.Path) -> list[dict]:
+  if not path.exists():
+    return []
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _key(task, method, seed, lr, steps):
+  return (task, method, seed, None if lr is None else round(lr, 12), steps)
+
+
+def _record(task, method, seed, lr, steps, eval_every, run: runner.Run) -> dict:
+  autolrs_run = method.startswith("autolrs")
+  record = {
+      "task": task, "method": method, "seed": seed, "lr": lr, "steps": steps,
+      "eval_every": eval_every,
+      "eval_steps": run.eval_steps.tolist(), "val_loss": run.val_loss.tolist(),
+      "final_val_loss": run.final_val_loss, "test_loss": run.test_loss,
+      "test_metric": (run.test_accuracy if TASKS[task].classification
+                      else run.test_loss / np.log(2.0)),
+      "wall_seconds": run.wall_seconds,
+      "probe_fraction": float(np.mean(run.phase == 1)) if autolrs_run else None,
+      "bo_stages": run.bo_stages,
+  }
+  if autolrs_run:
+    record["learning_rate"] = run.learning_rate.tolist()
+    record["phase"] = run.phase.tolist()
+  return record
+
+
+def plan(task_name: str, methods: list[str], seeds: int, grid_points: int):
+  """The runs to do: grids first, since derived methods take the grid's best LR."""
+  todo = []
+  order = sorted(methods, key=lambda m: METHODS[m].kind != GRID)
+  for name in order:
+    method = METHODS[name]
+    for seed in range(seeds):
+      if method.kind == GRID:
+        todo += [(name, seed, lr) for lr in lr_grid(TASKS[task_name].optimizer, grid_points)]
+      else:
+        todo.append((name, seed, None))
+  return todo
+
+
+def run_benchmark(args, out: pathlib.Path) -> None:
+  out.mkdir(parents=True, exist_ok=True)
+  runs_path = out / "runs.jsonl"
+  records = load_records(runs_path)
+  methods = args.methods.split(",") if args.methods else list(METHODS)
+  seeds = args.seeds or (1 if args.quick else 3)
+  grid_points = QUICK_GRID_POINTS if args.quick else GRID_POINTS
+  for name in methods:
+    if name not in METHODS:
+      sys.exit(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+  for task_name in args.task or list(TASKS):
+    task = TASKS[task_name]
+    budget = task.quick if args.quick else task.full
+    done = {_key(r["task"], r["method"], r["seed"], r["lr"], r["steps"]) for r in records}
+    for name, seed, lr in plan(task_name, methods, seeds, grid_points):
+      method = METHODS[name]
+      if method.kind == DERIVED:
+        grid = [r for r in records if r["task"] == task_name and r["method"] == "constant"
+                and r["steps"] == budget.steps]
+        if not grid:
+          sys.exit(f"{name} needs the 'constant' grid of {task_name} first.")
+        lr = report.best_grid_lr(grid)
+      if _key(task_name, name, seed, lr, budget.steps) in done:
+        continue
+      run = runner.train(task, method, seed, budget.steps, budget.eval_every, lr=lr,
+                         keep_logits=task.classification)
+      record = _record(task_name, name, seed, lr, budget.steps, budget.eval_every, run)
+      records.append(record)
+      with runs_path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+      if run.val_logits is not None:
+        _save_logits(out, record, run)
+      lr_text = "" if lr is None else f" lr={lr:.3g}"
+      print(f"{task_name:8s} {name:20s} seed={seed}{lr_text}: val {run.final_val_loss:.4f} "
+            f"test {record['test_metric']:.4f} ({run.wall_seconds:.1f} s)", flush=True)
+  report.write_report(records, out, machine())
+  print((out / "table.md").read_text())
+
+
+def _save_logits(out: pathlib.Path, record: dict, run: runner.Run) -> None:
+  """Keeps the final model's logits: the pool that ensembles are selected from."""
+  pool = out / "pool"
+  pool.mkdir(exist_ok=True)
+  lr = "none" if record["lr"] is None else f"{record['lr']:.6g}"
+  name = f"{record['task']}_{record['method']}_{lr}_{record['seed']}.npz"
+  np.savez_compressed(pool / name, val=run.val_logits.astype(np.float16),
+                      test=run.test_logits.astype(np.float16))
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(prog="python -m autolrs_jax.bench",
+                                   description="AutoLRS against tuned schedules and LR-free peers.")
+  parser.add_argument("command", nargs="?", default="run",
+                      choices=("run", "report", "overhead", "ensemble"))
+  parser.add_argument("--task", action="append", choices=sorted(TASKS),
+                      help="task(s) to run (default: all)")
+  parser.add_argument("--methods", help="comma-separated subset of: " + ", ".join(METHODS))
+  parser.add_argument("--seeds", type=int, help="default 3 (1 with --quick)")
+  parser.add_argument("--quick", action="store_true", help="short budgets (a smoke run)")
+  parser.add_argument("--out", type=pathlib.Path, help=f"default {FULL_OUT} ({QUICK_OUT} with --quick)")
+  args = parser.parse_args(argv)
+  out = args.out or (QUICK_OUT if args.quick else FULL_OUT)
+  if args.command == "run":
+    run_benchmark(args, out)
+  elif args.command == "report":
+    report.write_report(load_records(out / "runs.jsonl"), out, machine())
+    print((out / "table.md").read_text())
+  elif args.command == "overhead":
+    from autolrs_jax.bench import overhead  # pylint: disable=g-import-not-at-top
+    overhead.main(out, args.quick, machine())
+  elif args.command == "ensemble":
+    from autolrs_jax.bench import pool  # pylint: disable=g-import-not-at-top
+    pool.main(args)
+
+
+if __name__ == "__main__":
+  main()

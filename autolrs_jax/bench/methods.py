@@ -1,0 +1,121 @@
+"""The benchmark's methods: AutoLRS, tuned schedules, LRBench cyclic policies, LR-free peers.
+
+A method builds an optax transformation for a task, a step budget and a seed.
+Grid methods are built once per learning rate of the task's grid; "derived"
+methods take the best constant LR of that grid (so their cost includes the
+grid's); the rest need no LR.
+"""
+
+from typing import Callable, NamedTuple
+
+import optax
+from optax import contrib
+
+import autolrs_jax
+from autolrs_jax import schedules
+from autolrs_jax.bench.tasks import LR_RANGES, Task, base_optimizer
+
+# Kinds of method, by what a user must supply.
+AUTO = "auto"  # Searches the LR itself within a range (AutoLRS, ExpTest).
+GRID = "grid"  # One run per LR of the grid; the best is reported.
+DERIVED = "derived"  # Uses the grid's best constant LR.
+LR_FREE = "lr-free"  # Defaults of an LR-free optimizer.
+
+
+class Method(NamedTuple):
+  name: str
+  kind: str
+  description: str
+  # (task, steps, seed, lr) -> transformation; lr is None except for GRID/DERIVED.
+  build: Callable[[Task, int, int, float | None], optax.GradientTransformation]
+  passes_value: bool = False  # update(..., value=loss)
+  schedule_free: bool = False  # Evaluate at schedule_free_eval_params.
+
+
+def _autolrs(optimizer: str):
+  """AutoLRS over the optimizer's LR range, its stages filling the budget.
+
+  Every probe is scored on the validation loss (of the task's validation
+  subset), the signal the benchmark gives to controllers.
+  """
+  def build(task, steps, seed, lr):
+    del lr
+    budget = task.full if steps >= task.full.steps else task.quick
+    lo, hi = LR_RANGES[optimizer]
+    return autolrs_jax.autolrs(
+        base_optimizer(optimizer, 1.0), min_lr=lo, max_lr=hi, tau=budget.tau,
+        tau_probe=budget.tau_probe, num_trials=budget.num_trials, tau_max=8 * budget.tau,
+        validation_from_stage=0, seed=seed)
+  return build
+
+
+def _warmup_steps(steps):
+  return max(steps // 20, 1)
+
+
+def _constant(task, steps, seed, lr):
+  del steps, seed
+  return base_optimizer(task.optimizer, lr)
+
+
+def _cosine(task, steps, seed, lr):
+  del seed
+  return base_optimizer(task.optimizer, optax.warmup_cosine_decay_schedule(
+      0.0, lr, warmup_steps=_warmup_steps(steps), decay_steps=steps))
+
+
+def _step_decay(task, steps, seed, lr):
+  # NSTEP: 10x down at half and at three quarters of the budget.
+  del seed
+  return base_optimizer(task.optimizer, schedules.nstep(
+      k0=lr, gamma=0.1, boundaries=[steps // 2, (3 * steps) // 4]))
+
+
+def _tri2(task, steps, seed, lr):
+  # Four triangles from lr/10 up to lr and back, each half as high as the last.
+  del seed
+  return base_optimizer(task.optimizer, schedules.tri2(k0=lr / 10, k1=lr, l=steps / 8))
+
+
+def _sinexp(task, steps, seed, lr):
+  # Four sine arches between lr/10 and lr, damped 10x over the budget.
+  del seed
+  return base_optimizer(task.optimizer, schedules.sinexp(
+      k0=lr / 10, k1=lr, gamma=0.1 ** (1.0 / steps), l=steps / 8))
+
+
+def _reduce_on_plateau(task, steps, seed, lr):
+  # On the minibatch loss averaged over an evaluation interval; halve after
+  # four intervals without a 1e-4 relative improvement.
+  del steps, seed, lr
+  return optax.chain(optax.adam(1e-3), contrib.reduce_on_plateau(
+      factor=0.5, patience=4, accumulation_size=task.full.eval_every))
+
+
+METHODS = {m.name: m for m in (
+    Method("autolrs-sgd", AUTO, "AutoLRS on SGD-momentum, range 1e-3..1",
+           _autolrs("sgd"), passes_value=True),
+    Method("autolrs-adam", AUTO, "AutoLRS on Adam, range 1e-4..1e-1",
+           _autolrs("adam"), passes_value=True),
+    Method("constant", GRID, "constant LR, best of the grid", _constant),
+    Method("cosine", GRID, "5% linear warm-up, cosine decay to 0, best peak of the grid",
+           _cosine),
+    Method("step", DERIVED, "best constant LR, 10x down at 50% and 75% (NSTEP)", _step_decay),
+    Method("tri2", DERIVED, "LRBench TRI2 between best/10 and best constant LR", _tri2),
+    Method("sinexp", DERIVED, "LRBench SINEXP between best/10 and best constant LR",
+           _sinexp),
+    Method("schedule-free-adamw", LR_FREE, "optax.contrib.schedule_free_adamw, defaults",
+           lambda task, steps, seed, lr: contrib.schedule_free_adamw(
+               warmup_steps=_warmup_steps(steps)),
+           schedule_free=True),
+    Method("prodigy", LR_FREE, "optax.contrib.prodigy, defaults",
+           lambda task, steps, seed, lr: contrib.prodigy()),
+    Method("dadapt-adamw", LR_FREE, "optax.contrib.dadapt_adamw, defaults",
+           lambda task, steps, seed, lr: contrib.dadapt_adamw()),
+    Method("dog", LR_FREE, "optax.contrib.dog, defaults",
+           lambda task, steps, seed, lr: contrib.dog()),
+    Method("mechanize-adam", LR_FREE, "optax.contrib.mechanize(adam(1.0))",
+           lambda task, steps, seed, lr: contrib.mechanize(optax.adam(1.0))),
+    Method("reduce-on-plateau", LR_FREE, "adam(1e-3) + optax.contrib.reduce_on_plateau",
+           _reduce_on_plateau, passes_value=True),
+)}

@@ -1,0 +1,127 @@
+"""What AutoLRS costs per step: time, compilation, memory, and one BO proposal.
+
+    python -m autolrs_jax.bench overhead [--out results/bench/overhead.json]
+
+For MLPs of about 1e4, 1e6 and 1e7 parameters, the same jitted step (forward,
+backward, update) with ``autolrs(sgd)`` and with the bare ``sgd``, in one
+process: first-call time (compilation), then the median and mean of many
+warmed-up steps. AutoLRS runs short stages (``tau=100``, ten probes of 10
+steps), so a BO proposal ends every tenth step of its probes and the mean
+includes them; the median is the typical step. Memory is the bytes of the
+optimizer state.
+"""
+
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import autolrs_jax
+from autolrs_jax import bo
+
+# Hidden width of a 256 -> w -> w -> 10 MLP, for about 1e4, 1e6 and 1e7 parameters.
+WIDTHS = {"1e4": 36, "1e6": 870, "1e7": 3030}
+BATCH = 64
+
+
+def mlp_params(width: int, key) -> dict:
+  sizes = [(256, width), (width, width), (width, 10)]
+  keys = jax.random.split(key, len(sizes))
+  return {f"w{i}": jax.random.normal(k, s, jnp.float32) / np.sqrt(s[0])
+          for i, (k, s) in enumerate(zip(keys, sizes))}
+
+
+def mlp_loss(params, x, y):
+  h = x
+  for i in range(2):
+    h = jax.nn.relu(h @ params[f"w{i}"])
+  logits = h @ params["w2"]
+  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+
+def nbytes(tree) -> int:
+  return sum(x.nbytes for x in jax.tree.leaves(tree))
+
+
+def time_optimizer(tx, params, steps: int, pass_value: bool) -> dict:
+  x = jax.random.normal(jax.random.key(1), (BATCH, 256))
+  y = jax.random.randint(jax.random.key(2), (BATCH,), 0, 10)
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, opt_state):
+    loss, grads = jax.value_and_grad(mlp_loss)(params, x, y)
+    kwargs = {"value": loss} if pass_value else {}
+    updates, opt_state = tx.update(grads, opt_state, params, **kwargs)
+    return optax.apply_updates(params, updates), opt_state
+
+  start = time.perf_counter()
+  params, opt_state = jax.block_until_ready(step(params, opt_state))
+  first = time.perf_counter() - start
+  for _ in range(20):
+    params, opt_state = step(params, opt_state)
+  jax.block_until_ready(params)
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    params, opt_state = jax.block_until_ready(step(params, opt_state))
+    times.append(time.perf_counter() - start)
+  times = np.asarray(times)
+  return {"median_ms": 1e3 * float(np.median(times)), "mean_ms": 1e3 * float(times.mean()),
+          "first_call_s": first, "state_bytes": nbytes(opt_state)}
+
+
+def bo_proposal_latency(repeats: int = 20) -> dict:
+  """One GP fit + acquisition on 9 observations over the 512-point grid."""
+  grid = bo.search_grid(512)
+  x = jnp.linspace(0.05, 0.95, 10)
+  y = (x - 0.4) ** 2 + 0.01 * jnp.sin(30 * x)
+  mask = jnp.arange(10) < 9
+  propose = jax.jit(lambda x, y, m: bo.propose(x, y, m, grid, acquisition="lcb", kappa=1000.0)[0])
+  start = time.perf_counter()
+  jax.block_until_ready(propose(x, y, mask))
+  compile_s = time.perf_counter() - start
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(propose(x, y, mask))
+    times.append(time.perf_counter() - start)
+  return {"median_ms": 1e3 * float(np.median(times)), "first_call_s": compile_s}
+
+
+def measure(steps: int) -> dict:
+  rows = []
+  for name, width in WIDTHS.items():
+    params = mlp_params(width, jax.random.key(0))
+    n = sum(p.size for p in jax.tree.leaves(params))
+    # Fewer steps for the largest model: a step there is ~1000x the smallest's.
+    n_steps = max(steps // (10 if width > 1000 else 1), 50)
+    bare = time_optimizer(optax.sgd(0.01, momentum=0.9), params, n_steps, pass_value=False)
+    auto = time_optimizer(
+        autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=1.0, tau=100),
+        params, n_steps, pass_value=True)
+    rows.append({
+        "model": name, "parameters": int(n), "steps": n_steps, "sgd": bare, "autolrs": auto,
+        "ratio_median": auto["median_ms"] / bare["median_ms"],
+        "ratio_mean": auto["mean_ms"] / bare["mean_ms"],
+        "ratio_first_call": auto["first_call_s"] / bare["first_call_s"],
+        "state_over_base_state": auto["state_bytes"] / bare["state_bytes"],
+        "state_over_params": auto["state_bytes"] / nbytes(params),
+    })
+    print(f"{name}: {n} params, step {bare['median_ms']:.3f} -> {auto['median_ms']:.3f} ms "
+          f"(x{rows[-1]['ratio_median']:.2f} median, x{rows[-1]['ratio_mean']:.2f} mean)",
+          flush=True)
+  return {"device": str(jax.devices()[0]), "platform": jax.devices()[0].platform,
+          "batch": BATCH, "rows": rows, "bo_proposal": bo_proposal_latency()}
+
+
+def main(out_dir: pathlib.Path, quick: bool, machine: str) -> None:
+  out = out_dir / "overhead.json"
+  result = measure(100 if quick else 500) | {"machine": machine}
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps(result, indent=1))
+  print(json.dumps(result["bo_proposal"]), f"-> {out}")

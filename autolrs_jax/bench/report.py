@@ -1,0 +1,262 @@
+"""Summaries, the Markdown table and the plots, from the runs' records.
+
+Definitions (all per task):
+
+* A grid method's reported configuration is the LR with the lowest median
+  final validation loss over seeds. Its tuning cost is every grid run.
+* The target of a seed is the final validation loss of the best cosine
+  configuration on that seed. A run's steps-to-target is the first evaluation
+  (every ``eval_every`` update calls, probes included) at which the held
+  model's validation loss is at or below the target; cosine itself reaches it
+  by its last step at the latest.
+* Speed-up = cosine's steps-to-target / the method's, per seed; a run that
+  never reaches the target has none.
+"""
+
+import json
+import math
+import pathlib
+import statistics
+from typing import Any
+
+import numpy as np
+
+from autolrs_jax.bench.methods import DERIVED, GRID, METHODS
+from autolrs_jax.bench.tasks import TASKS
+
+
+def steps_to_target(record: dict[str, Any], target: float) -> int | None:
+  for step, loss in zip(record["eval_steps"], record["val_loss"]):
+    if loss <= target:
+      return int(step)
+  return None
+
+
+def _median_range(values):
+  values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+  if not values:
+    return None
+  return {"median": statistics.median(values), "min": min(values), "max": max(values),
+          "n": len(values)}
+
+
+def best_grid_lr(records: list[dict[str, Any]]) -> float:
+  by_lr: dict[float, list[float]] = {}
+  for r in records:
+    by_lr.setdefault(r["lr"], []).append(r["final_val_loss"])
+  return min(by_lr, key=lambda lr: statistics.median(
+      v if math.isfinite(v) else math.inf for v in by_lr[lr]))
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+  """Per task: the reported runs of each method and their metrics."""
+  out = {}
+  for task_name in sorted({r["task"] for r in records}):
+    task = TASKS[task_name]
+    runs = [r for r in records if r["task"] == task_name]
+    steps = runs[0]["steps"]
+    chosen = {}
+    for name, method in METHODS.items():
+      mine = [r for r in runs if r["method"] == name]
+      if not mine:
+        continue
+      if method.kind == GRID:
+        lr = best_grid_lr(mine)
+        chosen[name] = ([r for r in mine if r["lr"] == lr], lr)
+      else:
+        chosen[name] = (mine, mine[0].get("lr"))
+    if "cosine" not in chosen:
+      continue
+    targets = {r["seed"]: r["final_val_loss"] for r in chosen["cosine"][0]}
+    cosine_steps = {r["seed"]: steps_to_target(r, targets[r["seed"]]) for r in chosen["cosine"][0]}
+    rows = []
+    for name, (mine, lr) in chosen.items():
+      method = METHODS[name]
+      reached = {r["seed"]: steps_to_target(r, targets[r["seed"]]) for r in mine
+                 if r["seed"] in targets}
+      speedups = [cosine_steps[s] / n for s, n in reached.items() if n and cosine_steps.get(s)]
+      # Runs a user pays for before this one: its own grid, or the constant
+      # grid whose best LR it takes.
+      grid_of = {GRID: name, DERIVED: "constant"}.get(method.kind)
+      tuning_runs = len({r["lr"] for r in runs if r["method"] == grid_of})
+      rows.append({
+          "method": name,
+          "kind": method.kind,
+          "description": method.description,
+          "lr": lr,
+          "seeds": sorted(r["seed"] for r in mine),
+          "final_val_loss": _median_range([r["final_val_loss"] for r in mine]),
+          "test_metric": _median_range([r["test_metric"] for r in mine]),
+          "steps_to_target": _median_range(list(reached.values())),
+          "reached_target": sum(n is not None for n in reached.values()),
+          "speedup": _median_range(speedups),
+          "wall_seconds": _median_range([r["wall_seconds"] for r in mine]),
+          "probe_fraction": _median_range([r.get("probe_fraction") for r in mine]),
+          # Update calls spent before this method's run can start (a grid of
+          # the same budget), on top of its own.
+          "tuning_steps": tuning_runs * steps,
+      })
+    out[task_name] = {
+        "description": task.description,
+        "metric": "test accuracy" if task.classification else "test bits per byte",
+        "steps": steps,
+        "eval_every": runs[0]["eval_every"],
+        "optimizer": task.optimizer,
+        "targets": targets,
+        "rows": rows,
+    }
+  return out
+
+
+def _fmt(stat, digits=3, pct=False, suffix=""):
+  if stat is None:
+    return "—"
+  f = (lambda v: f"{100 * v:.1f}%") if pct else (lambda v: f"{v:.{digits}g}")
+  if stat["n"] == 1 or stat["min"] == stat["max"]:
+    return f(stat["median"]) + suffix
+  return f"{f(stat['median'])}{suffix} [{f(stat['min'])}, {f(stat['max'])}]"
+
+
+def markdown(summary: dict[str, Any], machine: str) -> str:
+  lines = []
+  for task_name, t in summary.items():
+    lines += [
+        f"#### {task_name}: {t['description']}",
+        "",
+        f"{t['steps']} update calls per run (AutoLRS's probe steps included), validation "
+        f"every {t['eval_every']}; tuned schedules on {t['optimizer']}; "
+        f"medians over seeds [min, max]; {machine}.",
+        "",
+        f"| method | LR | speed-up vs cosine | steps to target | final val loss | "
+        f"{t['metric']} | wall s | probing | tuning runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in sorted(t["rows"], key=lambda r: (r["final_val_loss"] or {}).get("median", math.inf)):
+      lr = "—" if r["lr"] is None else f"{r['lr']:.3g}"
+      reached = f"{_fmt(r['steps_to_target'], 4)} ({r['reached_target']}/{len(r['seeds'])})"
+      tuning = r["tuning_steps"] // t["steps"]
+      lines.append(
+          f"| {r['method']} | {lr} | {_fmt(r['speedup'], suffix='×')} | {reached} | "
+          f"{_fmt(r['final_val_loss'], 4)} | {_fmt(r['test_metric'], 4)} | "
+          f"{_fmt(r['wall_seconds'], 3)} | {_fmt(r['probe_fraction'], pct=True)} | "
+          f"{tuning or '—'} |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def plot_validation_curves(records, summary, out: pathlib.Path) -> list[pathlib.Path]:
+  """Validation loss vs update calls of every method (reported config, first seed)."""
+  plt = _pyplot()
+  paths = []
+  for task_name, t in summary.items():
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for row in t["rows"]:
+      seed = row["seeds"][0]
+      run = next(r for r in records if r["task"] == task_name and r["method"] == row["method"]
+                 and r["seed"] == seed and r.get("lr") == row["lr"])
+      style = dict(lw=2.2) if row["kind"] == "auto" else dict(lw=1, alpha=0.8)
+      ax.plot(run["eval_steps"], run["val_loss"], label=row["method"], **style)
+    ax.axhline(t["targets"][min(t["targets"])], color="k", ls=":", lw=1, label="target (seed 0)")
+    ax.set_yscale("log")
+    ax.set_xlabel("update calls (AutoLRS probes included)")
+    ax.set_ylabel("validation loss")
+    ax.set_title(f"{task_name}: validation loss of the held model")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = out / f"{task_name}_val_loss.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+  return paths
+
+
+def plot_autolrs_lr(records, out: pathlib.Path) -> list[pathlib.Path]:
+  """AutoLRS's LR of every step, probes and exploitation coloured apart (first seed)."""
+  plt = _pyplot()
+  paths = []
+  for task_name in sorted({r["task"] for r in records}):
+    runs = [r for r in records if r["task"] == task_name and r["method"].startswith("autolrs")
+            and r["seed"] == 0]
+    if not runs:
+      continue
+    fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.6 * len(runs)), squeeze=False)
+    for ax, run in zip(axes[:, 0], runs):
+      lr, phase = np.asarray(run["learning_rate"]), np.asarray(run["phase"])
+      steps = np.arange(len(lr))
+      for value, name, color in ((1, "probe", "tab:orange"), (2, "exploit", "tab:blue")):
+        on = phase == value
+        ax.scatter(steps[on], lr[on], s=2, color=color, label=name)
+      ax.set_yscale("log")
+      ax.set_ylabel("learning rate")
+      ax.set_title(f"{task_name}: {run['method']} (seed 0)")
+      ax.legend(loc="upper right", markerscale=5, fontsize=8)
+    axes[-1, 0].set_xlabel("update calls")
+    fig.tight_layout()
+    path = out / f"{task_name}_autolrs_lr.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+  return paths
+
+
+def plot_gp_posterior(record: dict[str, Any], stage: int, out: pathlib.Path) -> pathlib.Path:
+  """The GP posterior over log LR that BO had after a stage's probes."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from autolrs_jax import bo  # pylint: disable=g-import-not-at-top
+  from autolrs_jax.bench.tasks import LR_RANGES  # pylint: disable=g-import-not-at-top
+
+  plt = _pyplot()
+  data = next(s for s in record["bo_stages"] if s["stage"] == stage)
+  lo, hi = LR_RANGES[record["method"].split("-")[1]]
+  lrs = np.asarray(data["learning_rates"], np.float32)
+  y = np.asarray(data["forecasts"], np.float32)
+  x = (np.log(lrs) - math.log(lo)) / (math.log(hi) - math.log(lo))
+  mask = jnp.ones(len(x), bool)
+  z, _, _ = bo.standardize(bo.warp(jnp.asarray(y), mask), mask)
+  hp = bo.fit_hyperparameters(jnp.asarray(x), z, mask)
+  grid = bo.search_grid(256)
+  mean, std = (np.asarray(a) for a in bo.posterior(hp, jnp.asarray(x), z, mask, grid))
+  grid_lr = lo * (hi / lo) ** np.asarray(grid)
+  fig, ax = plt.subplots(figsize=(7, 4))
+  ax.fill_between(grid_lr, mean - 2 * std, mean + 2 * std, alpha=0.25, label="mean ± 2 sd")
+  ax.plot(grid_lr, mean, label="GP mean")
+  diverged = np.asarray(data["diverged"])
+  ax.scatter(lrs[~diverged], np.asarray(z)[~diverged], color="k", zorder=3,
+             label="probes (forecast)")
+  if diverged.any():
+    ax.scatter(lrs[diverged], np.asarray(z)[diverged], color="r", marker="x", zorder=3,
+               label="diverged probes")
+  for i, (a, b) in enumerate(zip(lrs, np.asarray(z))):
+    ax.annotate(str(i + 1), (a, b), textcoords="offset points", xytext=(3, 3), fontsize=7)
+  ax.axvline(data["exploited_lr"], color="tab:green", ls="--", label="LR exploited")
+  ax.set_xscale("log")
+  ax.set_xlabel("learning rate")
+  ax.set_ylabel("forecast loss (log-warped, standardised)")
+  ax.set_title(f"{record['task']}: {record['method']}, stage {stage} (seed {record['seed']}); "
+               "numbers = probe order", fontsize=9)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  path = out / f"{record['task']}_gp_stage{stage}.png"
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def write_report(records: list[dict[str, Any]], out: pathlib.Path, machine: str) -> dict:
+  summary = summarize(records)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / "results.json").write_text(json.dumps({"machine": machine, "tasks": summary}, indent=1))
+  (out / "table.md").write_text(markdown(summary, machine))
+  plot_validation_curves(records, summary, out)
+  plot_autolrs_lr(records, out)
+  for r in records:
+    if r["method"] == "autolrs-sgd" and r["seed"] == 0 and len(r["bo_stages"]) > 1:
+      plot_gp_posterior(r, 1, out)
+  return summary

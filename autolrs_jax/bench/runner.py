@@ -1,0 +1,150 @@
+"""One benchmark run: a task, a method, a seed, a budget of update calls.
+
+Training runs in compiled chunks of ``eval_every`` steps (``lax.scan`` over a
+jitted step), and the validation loss is measured on the whole validation
+split between chunks. Every update call counts as a step, AutoLRS's probe
+steps included.
+
+What is evaluated is the model the user holds: for AutoLRS inside a probe,
+that is the stage's snapshot (the probe's parameters are thrown away at its
+end), so the validation curve stays flat while AutoLRS searches; for
+schedule-free AdamW, the averaged parameters (``schedule_free_eval_params``).
+"""
+
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from optax import contrib
+
+import autolrs_jax
+from autolrs_jax.bench.methods import Method
+from autolrs_jax.bench.tasks import Task, loss_on_logits
+
+
+class Run(NamedTuple):
+  """What one run measured (NumPy arrays and Python numbers)."""
+
+  eval_steps: np.ndarray  # Update calls done at each evaluation.
+  val_loss: np.ndarray  # Validation loss of the held model at each evaluation.
+  train_loss: np.ndarray  # Minibatch loss of every step (before its update).
+  learning_rate: np.ndarray  # AutoLRS's LR of every step (NaN for other methods).
+  phase: np.ndarray  # AutoLRS's phase of every step (-1 for other methods).
+  final_val_loss: float
+  test_loss: float
+  test_accuracy: float  # NaN for the language model.
+  wall_seconds: float  # Training and evaluation, compilation included.
+  val_logits: np.ndarray | None  # Final model's, for ensembles (classification only).
+  test_logits: np.ndarray | None
+  bo_stages: list[dict[str, Any]]  # AutoLRS: each stage's probed LRs and forecasts.
+
+
+def _held_params(params, opt_state, method: Method):
+  """The parameters a user would keep if training stopped now."""
+  if method.schedule_free:
+    return contrib.schedule_free_eval_params(opt_state, params)
+  if method.kind == "auto" and _is_autolrs(opt_state):
+    s = autolrs_jax.find_state(opt_state)
+    # Inside a probe (but not at its stage's first step, before the snapshot
+    # is taken) the kept model is the snapshot.
+    probing = (s.phase == autolrs_jax.PROBE) & ((s.trial > 0) | (s.phase_step > 0))
+    return jax.tree.map(lambda snap, p: jnp.where(probing, snap, p), s.snapshot_params, params)
+  return params
+
+
+def _is_autolrs(opt_state) -> bool:
+  try:
+    autolrs_jax.find_state(opt_state)
+  except ValueError:
+    return False
+  return True
+
+
+def _batched(fn, x, batch):
+  """Concatenates ``fn`` over slices of ``x`` (bounded memory for the LM's logits)."""
+  return jnp.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
+          lr: float | None = None, keep_logits: bool = False) -> Run:
+  """Trains ``task``'s model with ``method`` for ``steps`` update calls."""
+  data = task.load()
+  graphdef, params = nnx.split(task.make_model(seed))
+  tx = method.build(task, steps, seed, lr)
+  opt_state = tx.init(params)
+  autolrs_inside = _is_autolrs(opt_state)
+  x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+  x_sig = jnp.asarray(data.x_val[:task.val_signal_size])
+  y_sig = jnp.asarray(data.y_val[:task.val_signal_size])
+
+  def loss_fn(p, x, y):
+    return loss_on_logits(nnx.merge(graphdef, p)(x), y)
+
+  def step(carry, key):
+    p, s = carry
+    idx = jax.random.randint(key, (task.batch_size,), 0, x_train.shape[0])
+    loss, grads = jax.value_and_grad(loss_fn)(p, x_train[idx], y_train[idx])
+    kwargs, lr_now, phase = {}, jnp.float32(jnp.nan), jnp.int32(-1)
+    if method.passes_value:
+      kwargs["value"] = loss
+    if autolrs_inside:
+      c = autolrs_jax.find_state(s)
+      kwargs["validation_value"] = jax.lax.cond(
+          c.wants_validation, lambda: loss_fn(p, x_sig, y_sig), lambda: jnp.float32(jnp.nan))
+      lr_now, phase = c.learning_rate, c.phase
+    updates, s = tx.update(grads, s, p, **kwargs)
+    return (optax.apply_updates(p, updates), s), (loss, lr_now, phase)
+
+  @jax.jit
+  def chunk(p, s, keys):
+    (p, s), records = jax.lax.scan(step, (p, s), keys)
+    return p, s, records
+
+  @jax.jit
+  def logits(p, s, x):
+    return nnx.merge(graphdef, _held_params(p, s, method))(x)
+
+  def evaluate(p, s, x, y):
+    out = _batched(lambda xb: logits(p, s, xb), jnp.asarray(x), task.eval_batch)
+    return out, float(loss_on_logits(out, jnp.asarray(y)))
+
+  x_curve, y_curve = data.x_val[:task.curve_val_size], data.y_val[:task.curve_val_size]
+  start = time.perf_counter()
+  keys = jax.random.split(jax.random.key(seed), steps)
+  records, eval_steps, val_losses, bo_stages = [], [], [], {}
+  for begin in range(0, steps, eval_every):
+    params, opt_state, rec = chunk(params, opt_state, keys[begin:begin + eval_every])
+    records.append(rec)
+    eval_steps.append(min(begin + eval_every, steps))
+    val_losses.append(evaluate(params, opt_state, x_curve, y_curve)[1])
+    if autolrs_inside:
+      _record_bo(opt_state, bo_stages)
+  val_logits, final_val = evaluate(params, opt_state, data.x_val, data.y_val)
+  test_logits, test_loss = evaluate(params, opt_state, data.x_test, data.y_test)
+  test_accuracy = (float(jnp.mean(jnp.argmax(test_logits, -1) == jnp.asarray(data.y_test)))
+                   if task.classification else float("nan"))
+  wall = time.perf_counter() - start
+  train_loss, learning_rate, phase = (np.concatenate([np.asarray(r[i]) for r in records])
+                                      for i in range(3))
+  keep = keep_logits and task.classification
+  return Run(
+      eval_steps=np.asarray(eval_steps), val_loss=np.asarray(val_losses),
+      train_loss=train_loss, learning_rate=learning_rate, phase=phase,
+      final_val_loss=final_val, test_loss=test_loss, test_accuracy=test_accuracy,
+      wall_seconds=wall,
+      val_logits=np.asarray(val_logits) if keep else None,
+      test_logits=np.asarray(test_logits) if keep else None,
+      bo_stages=[bo_stages[k] for k in sorted(bo_stages)])
+
+
+def _record_bo(opt_state, bo_stages):
+  """Keeps each stage's BO data, readable while the stage exploits its best LR."""
+  s = autolrs_jax.find_state(opt_state)
+  if int(s.phase) == autolrs_jax.EXPLOIT:
+    obs = autolrs_jax.bo_observations(opt_state)
+    bo_stages[int(s.stage)] = {"stage": int(s.stage), "exploited_lr": float(s.learning_rate),
+                               **{k: np.asarray(v).tolist() for k, v in obs.items()}}
