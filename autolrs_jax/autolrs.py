@@ -32,7 +32,12 @@ EXPLOIT = 2
 PHASE_NAMES = ("warmup", "probe", "exploit")
 
 # Events that end a step (internal; the branches of the ``lax.switch``).
-_CONTINUE, _NEXT_TRIAL, _START_EXPLOIT, _START_STAGE = range(4)
+_CONTINUE, _NEXT_TRIAL, _START_EXPLOIT, _START_STAGE, _RETRY_EXPLOIT = range(5)
+
+# An exploitation blows up when its smoothed loss rises above the stage's
+# starting loss by this factor (as ``forecast.exploded`` judges probes).
+_EXPLODE_FACTOR = 3.0
+_EXPLOIT_EMA = 0.9  # Smoothing of the exploitation loss (about ten steps).
 
 # Bound on forecasts handed to the GP, so that its standardisation stays finite.
 _MAX_SCORE = 1e6
@@ -52,6 +57,8 @@ class AutoLRSState(NamedTuple):
   trial_forecasts: jax.Array  # float32[num_trials]: their forecast losses.
   trial_diverged: jax.Array  # bool[num_trials]: probe saw a NaN/Inf loss.
   probe_losses: jax.Array  # float32[max probe length]: current probe's losses.
+  stage_loss: jax.Array  # float32: loss at the stage's snapshot (its first step).
+  exploit_loss: jax.Array  # float32: moving average of this exploitation's losses.
   snapshot_params: base.Params  # Parameters at the start of the stage.
   snapshot_base_state: base.OptState  # Base optimizer state at stage start.
   base_state: base.OptState  # Live state of the base optimizer.
@@ -206,7 +213,10 @@ def autolrs(
   all probes of a stage diverge the stage trains at ``min_lr``. Outside probes a
   step whose loss or update is NaN/Inf is skipped (zero update, base state
   unchanged, the step still counts). NaN never reaches the GP or the
-  parameters.
+  parameters. An exploitation whose loss (a ten-step moving average) climbs
+  above 3x the stage's starting loss was a bad pick that short probes could
+  not see: it restarts from the snapshot at the best-forecast smaller LR that
+  did not diverge (or a tenth of its LR), the steps spent still counting.
 
   **Validation loss.** From the stage after ``tau`` first reaches its maximum
   on, the reference scores probes on the validation loss, measured at
@@ -326,6 +336,8 @@ def autolrs(
         trial_forecasts=jnp.zeros([num_trials], jnp.float32),
         trial_diverged=jnp.zeros([num_trials], bool),
         probe_losses=jnp.zeros([schedule.max_tau_probe], jnp.float32),
+        stage_loss=jnp.zeros([], jnp.float32),
+        exploit_loss=jnp.zeros([], jnp.float32),
         snapshot_params=None,
         snapshot_base_state=None,
         base_state=None,
@@ -396,6 +408,25 @@ def autolrs(
         probe_losses=jnp.zeros_like(losses),
     )
 
+  def on_retry_exploit(state, key, losses, observed, diverged_now):
+    """The exploitation blew up: restart it from the snapshot at a smaller LR.
+
+    The failed LR counts as diverged; the new one is the best forecast among
+    the smaller LRs probed that did not diverge, or a tenth of the failed
+    one (at least ``min_lr``) when none is left.
+    """
+    del key, losses, observed, diverged_now
+    failed = state.learning_rate
+    diverged = state.trial_diverged | (state.trial_lrs >= failed)
+    smaller = ~diverged & (state.trial_lrs < failed)
+    best = jnp.argmin(jnp.where(smaller, state.trial_forecasts, jnp.inf))
+    lr = jnp.where(jnp.any(smaller), state.trial_lrs[best], jnp.maximum(failed / 10, min_lr))
+    return state._replace(
+        phase_step=jnp.zeros_like(state.phase_step),
+        learning_rate=lr.astype(jnp.float32),
+        trial_diverged=diverged,
+    )
+
   def on_start_stage(state, key, losses, observed, diverged_now):
     del observed, diverged_now
     is_new_stage = state.phase == EXPLOIT  # Else warm-up just ended.
@@ -460,23 +491,35 @@ def autolrs(
     loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
     diverged_now = ~loss_ok | ~step_ok
     probe_ends = in_probe & ((state.phase_step == tp - 1) | diverged_now)
-    exploit_ends = (state.phase == EXPLOIT) & (state.phase_step == t - 1)
+    in_exploit = state.phase == EXPLOIT
+    stage_loss = jnp.where(stage_starts & jnp.isfinite(value), value, state.stage_loss)
+    exploit_loss = jnp.where(
+        ~in_exploit | ~loss_ok, state.exploit_loss,
+        jnp.where(state.phase_step == 0, value,
+                  _EXPLOIT_EMA * state.exploit_loss + (1 - _EXPLOIT_EMA) * value))
+    # Judged after a few steps of the average, so that one noisy minibatch
+    # cannot end an exploitation.
+    exploit_blows_up = in_exploit & (state.phase_step >= 3) & (
+        exploit_loss - stage_loss > (_EXPLODE_FACTOR - 1.0) * jnp.abs(stage_loss))
+    exploit_ends = in_exploit & (state.phase_step == t - 1) & ~exploit_blows_up
     warmup_ends = (state.phase == WARMUP) & (state.count == warmup_steps - 1)
 
     # Outside probes a step with a NaN/Inf loss or update is skipped: zero
     # update, base state kept (the controller still counts the step).
     skip = ~in_probe & ~(step_finite & loss_ok)
+    restores = probe_ends | exploit_blows_up
     restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
     zeros = jax.tree.map(jnp.zeros_like, scaled)
-    new_updates = _select(probe_ends, restore, _select(skip, zeros, scaled))
-    base_state = _select(probe_ends, snapshot_base_state,
+    new_updates = _select(restores, restore, _select(skip, zeros, scaled))
+    base_state = _select(restores, snapshot_base_state,
                          _select(skip, state.base_state, new_base_state))
 
     last_trial = state.trial == num_trials - 1
     event = jnp.where(
         probe_ends,
         jnp.where(last_trial, _START_EXPLOIT, _NEXT_TRIAL),
-        jnp.where(exploit_ends | warmup_ends, _START_STAGE, _CONTINUE),
+        jnp.where(exploit_ends | warmup_ends, _START_STAGE,
+                  jnp.where(exploit_blows_up, _RETRY_EXPLOIT, _CONTINUE)),
     )
     key, subkey = jax.random.split(state.key)
     # Only the small controller fields go through the switch: params-sized
@@ -485,10 +528,12 @@ def autolrs(
         snapshot_params=None, snapshot_base_state=None, base_state=None)
     controller = jax.lax.switch(
         event,
-        (on_continue, on_next_trial, on_start_exploit, on_start_stage),
+        (on_continue, on_next_trial, on_start_exploit, on_start_stage, on_retry_exploit),
         controller, subkey, losses, observed, diverged_now,
     )
     new_state = controller._replace(
+        stage_loss=stage_loss,
+        exploit_loss=exploit_loss,
         snapshot_params=snapshot_params,
         snapshot_base_state=snapshot_base_state,
         base_state=base_state,
@@ -554,37 +599,74 @@ def _unwrap_variables(tree):
   )
 
 
-def find_state(tree: Any) -> AutoLRSState:
-  """Finds the :class:`AutoLRSState` in an optimizer state tree.
+def find_state(tree: Any, kind: Any = AutoLRSState) -> Any:
+  """Finds a controller's state in an optimizer state tree.
 
   Args:
-    tree: the state of :func:`autolrs` itself, of an ``optax.chain`` holding
-      it, or an ``nnx.Optimizer``'s ``opt_state``.
+    tree: the state of :func:`autolrs` (or of another controller) itself, of
+      an ``optax.chain`` holding it, or an ``nnx.Optimizer``'s ``opt_state``.
+    kind: the state class to look for, or a tuple of them; None for any known
+      controller state (:class:`AutoLRSState`,
+      :class:`autolrs_jax.exptest.ExpTestState`). The default finds AutoLRS
+      only, so that ``find_state`` raising still means "no AutoLRS here".
 
   Returns:
-    The (single) AutoLRS state, with plain arrays as leaves. Works inside
+    The (single) matching state, with plain arrays as leaves. Works inside
     ``jit`` too, e.g. to read ``wants_validation``.
 
   Raises:
-    ValueError: if the tree holds no AutoLRS state, or more than one.
+    ValueError: if the tree holds no matching state, or more than one.
   """
-  is_state = lambda x: isinstance(x, AutoLRSState)
+  if kind is None:
+    from autolrs_jax import exptest  # pylint: disable=g-import-not-at-top
+
+    kind = (AutoLRSState, exptest.ExpTestState)
+  kinds = kind if isinstance(kind, tuple) else (kind,)
+  is_state = lambda x: isinstance(x, kinds)
   found = [x for x in jax.tree.leaves(tree, is_leaf=is_state) if is_state(x)]
   if len(found) != 1:
-    raise ValueError(f"expected one AutoLRSState in the tree, found {len(found)}.")
+    names = " or ".join(k.__name__ for k in kinds)
+    raise ValueError(f"expected one {names} in the tree, found {len(found)}.")
   return _unwrap_variables(found[0])
 
 
 def describe(tree: Any) -> dict[str, Any]:
   """The controller's position as Python values, for logging (host sync).
 
+  Works for any known controller (``find_state(tree, kind=None)``).
+
   Returns:
-    A dict with ``step``, ``stage``, ``phase`` (a name), ``trial``,
-    ``phase_step``, ``learning_rate`` (applied by the next update) and
-    ``wants_validation``.
+    A dict with the common fields ``controller`` (``'autolrs'`` or
+    ``'exptest'``), ``step``, ``phase`` (a name) and ``learning_rate``
+    (applied by the next update), plus each controller's own: for AutoLRS
+    ``stage``, ``trial``, ``phase_step`` and ``wants_validation``; for ExpTest
+    ``windows`` (tested so far), ``window_step`` (points in the current
+    window), ``block_size``, ``outcome`` (last window's, a name),
+    ``statistic`` and ``p_value`` (last window's F and one-sided p-value),
+    ``drop``, ``num_decreases`` and ``num_cuts``.
   """
-  s = find_state(tree)
+  s = find_state(tree, kind=None)
+  if not isinstance(s, AutoLRSState):
+    from autolrs_jax import exptest  # pylint: disable=g-import-not-at-top
+
+    outcome = int(s.outcome)
+    return {
+        "controller": "exptest",
+        "step": int(s.count),
+        "phase": exptest.PHASE_NAMES[int(s.phase)],
+        "learning_rate": float(s.learning_rate),
+        "windows": int(s.windows),
+        "window_step": int(s.window_step),
+        "block_size": int(s.block_size),
+        "outcome": exptest.OUTCOME_NAMES[outcome] if outcome >= 0 else "none",
+        "statistic": float(s.statistic),
+        "p_value": float(s.p_value),
+        "drop": float(s.drop),
+        "num_decreases": int(s.num_decreases),
+        "num_cuts": int(s.num_cuts),
+    }
   return {
+      "controller": "autolrs",
       "step": int(s.count),
       "stage": int(s.stage),
       "phase": PHASE_NAMES[int(s.phase)],

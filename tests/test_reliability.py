@@ -258,3 +258,53 @@ def test_random_invalid_configurations_raise_naming_the_argument(cfg, broken):
     kw["tau_max"] = cfg["tau"] - 1
   with pytest.raises(ValueError, match=name):
     autolrs_jax.autolrs(optax.sgd(1.0), **kw)
+
+
+def test_an_exploitation_that_blows_up_restarts_from_the_snapshot_at_a_smaller_lr():
+  # Scripted losses: 1.0 through the probes, then 10.0 (10x the stage's start)
+  # from the fifth exploitation step on.
+  tx = autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0, tau=20, tau_probe=3,
+                           num_trials=3, kappa=1e6)
+  params = {"w": jnp.ones(3)}
+  state = tx.init(params)
+  grads = {"w": jnp.full(3, 0.1)}
+  update = jax.jit(lambda g, s, p, v: tx.update(g, s, p, value=v))
+  snapshot = params
+  while autolrs_jax.describe(state)["phase"] != "exploit":
+    updates, state = update(grads, state, params, jnp.float32(1.0))
+    params = optax.apply_updates(params, updates)
+  np.testing.assert_array_equal(params["w"], snapshot["w"])  # Probes restored.
+  before = autolrs_jax.find_state(state)
+  failed_lr = float(before.learning_rate)
+  events = []
+  for i in range(30):
+    loss = 1.0 if i < 4 else 10.0
+    updates, state = update(grads, state, params, jnp.float32(loss))
+    params = optax.apply_updates(params, updates)
+    events.append(autolrs_jax.describe(state))
+    if events[-1]["phase_step"] == 0:
+      break
+  d = events[-1]
+  assert d["phase"] == "exploit" and d["phase_step"] == 0, events
+  assert len(events) < 15  # Caught within a few steps of the average.
+  np.testing.assert_array_equal(params["w"], snapshot["w"])  # Rolled back, bit for bit.
+  after = autolrs_jax.find_state(state)
+  assert float(after.learning_rate) < failed_lr
+  lrs, diverged = np.asarray(after.trial_lrs), np.asarray(after.trial_diverged)
+  assert diverged[lrs >= failed_lr].all()
+  assert np.all(np.isfinite(params["w"]))
+
+
+def test_a_noisy_but_sound_exploitation_is_not_rolled_back():
+  tx = autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0, tau=20, tau_probe=3,
+                           num_trials=3)
+  params = {"w": jnp.ones(3)}
+  state = tx.init(params)
+  update = jax.jit(lambda g, s, p, v: tx.update(g, s, p, value=v))
+  rng = np.random.default_rng(0)
+  for _ in range(9 + 20):
+    # Minibatch spikes up to 2.9x the start: noisy, not diverging.
+    loss = jnp.float32(1.0 + 1.9 * rng.random() ** 4)
+    updates, state = update({"w": jnp.full(3, 0.01)}, state, params, loss)
+    params = optax.apply_updates(params, updates)
+  assert autolrs_jax.describe(state)["stage"] == 1  # The exploitation ran its 20 steps.

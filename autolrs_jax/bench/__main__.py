@@ -148,7 +148,8 @@ def main(argv=None) -> None:
     overhead.main(out, args.quick, machine())
   elif args.command == "ensemble":
     from autolrs_jax.bench import pool  # pylint: disable=g-import-not-at-top
-    pool.main(args)
+    pool.main(args, out, lambda task: run_benchmark(
+        argparse.Namespace(**{**vars(args), "task": [task]}), out))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,16 @@ def _sinexp(task, steps, seed, lr):
       k0=lr / 10, k1=lr, gamma=0.1 ** (1.0 / steps), l=steps / 8))
 
 
+def _composite(task, steps, seed, lr):
+  # A heterogeneous multi-policy LR, as in LRBench's example: SINEXP for the
+  # first half, then POLY (power 1.2) from lr down to 0.
+  del seed
+  half = steps // 2
+  return base_optimizer(task.optimizer, schedules.compose([
+      (schedules.sinexp(k0=lr / 10, k1=lr, gamma=0.1 ** (1.0 / half), l=steps / 8), half),
+      (schedules.poly(k0=lr, p=1.2, l=steps - half), None)]))
+
+
 def _reduce_on_plateau(task, steps, seed, lr):
   # On the minibatch loss averaged over an evaluation interval; halve after
   # four intervals without a 1e-4 relative improvement.
@@ -104,6 +114,8 @@ METHODS = {m.name: m for m in (
     Method("tri2", DERIVED, "LRBench TRI2 between best/10 and best constant LR", _tri2),
     Method("sinexp", DERIVED, "LRBench SINEXP between best/10 and best constant LR",
            _sinexp),
+    Method("composite", DERIVED, "SINEXP for half the budget, then POLY to 0 (LRBench-style)",
+           _composite),
     Method("schedule-free-adamw", LR_FREE, "optax.contrib.schedule_free_adamw, defaults",
            lambda task, steps, seed, lr: contrib.schedule_free_adamw(
                warmup_steps=_warmup_steps(steps)),
