@@ -95,6 +95,58 @@ def data_parallel_section(results):
   return lines
 
 
+def bench_section(results_dir):
+  """The benchmark's table (``python -m autolrs_jax.bench``) and its plots."""
+  bench = results_dir / "bench"
+  if not (bench / "table.md").exists():
+    return []
+  machine = json.loads((bench / "results.json").read_text())["machine"]
+  lines = [
+      "### Benchmark (`python -m autolrs_jax.bench`)",
+      "",
+      f"Full run on this machine ({machine}); `results/bench/results.json` holds every number. "
+      "Speed-up = update calls the best-of-grid cosine run needs to reach its own final "
+      "validation loss, divided by the method's (AutoLRS's probe steps count); '—' = never "
+      "reached. 'tuning runs' = runs of the same budget spent on the LR grid before this run.",
+      "",
+      (bench / "table.md").read_text().strip(),
+      "",
+  ]
+  for png in sorted(bench.glob("*.png")):
+    lines += [f"![{png.stem}]({png.relative_to(results_dir.parent)})", ""]
+  overhead = bench / "overhead.json"
+  if overhead.exists():
+    lines += overhead_section(json.loads(overhead.read_text()))
+  for table in sorted(bench.glob("ensemble_*.md")):
+    lines += ["### Ensembles (`python -m autolrs_jax.bench ensemble`)", "",
+              "Selected on validation, reported on test; gain = test accuracy minus that of the "
+              "best single model (picked on validation).", "", table.read_text().strip(), ""]
+  return lines
+
+
+def overhead_section(r):
+  lines = [
+      "### Overhead (`python -m autolrs_jax.bench overhead`)",
+      "",
+      f"MLPs, batch {r['batch']}, same process, warmed up; {r['machine']}. Median step (mean "
+      "includes the BO steps that end probes):",
+      "",
+      "| parameters | sgd median | autolrs median | ratio (median) | ratio (mean) | "
+      "first call ratio | state / base state | state / params |",
+      "|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  for row in r["rows"]:
+    lines.append(
+        f"| {row['parameters']:,} | {row['sgd']['median_ms']:.3f} ms | "
+        f"{row['autolrs']['median_ms']:.3f} ms | {row['ratio_median']:.2f}× | "
+        f"{row['ratio_mean']:.2f}× | {row['ratio_first_call']:.1f}× | "
+        f"{row['state_over_base_state']:.2f} | {row['state_over_params']:.2f} |")
+  bo = r["bo_proposal"]
+  lines += ["", f"One BO proposal (GP fit + acquisition on 512 grid points): "
+            f"{bo['median_ms']:.1f} ms (compiled in {bo['first_call_s']:.1f} s).", ""]
+  return lines
+
+
 SECTIONS = (("mnist1d.json", mnist1d_section), ("step_time.json", step_time_section),
             ("kappa.json", kappa_section))
 
@@ -113,6 +165,7 @@ def main():
   parallel = [json.loads(p.read_text()) for p in sorted(args.results.glob("data_parallel_*.json"))]
   if parallel:
     lines += data_parallel_section(parallel) + [""]
+  lines += bench_section(args.results)
   lines.append(END)
   text = args.readme.read_text()
   head, rest = text.split(BEGIN, 1)
