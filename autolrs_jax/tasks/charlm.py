@@ -11,25 +11,15 @@ one machine, not across Python versions.
 import math
 import pathlib
 import sysconfig
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from autolrs_jax.tasks import Splits
+
 VOCAB = 256
 
-
-class Splits(NamedTuple):
-  """Windows of ``context`` bytes (inputs) and the same shifted by one (targets)."""
-
-  x_train: np.ndarray
-  y_train: np.ndarray
-  x_val: np.ndarray
-  y_val: np.ndarray
-  x_test: np.ndarray
-  y_test: np.ndarray
 
 
 def corpus(max_bytes: int) -> bytes:

@@ -5,24 +5,14 @@ is read from scikit-learn's own files, never downloaded. The split is a fixed
 permutation: 1,297 train, 250 validation, 250 test.
 """
 
-from typing import NamedTuple
-
 import jax
 import numpy as np
 from flax import nnx
 
+from autolrs_jax.tasks import Splits
+
 NUM_VAL = NUM_TEST = 250
 
-
-class Splits(NamedTuple):
-  """Train / validation / test arrays; images are flattened to 64 features."""
-
-  x_train: np.ndarray
-  y_train: np.ndarray
-  x_val: np.ndarray
-  y_val: np.ndarray
-  x_test: np.ndarray
-  y_test: np.ndarray
 
 
 def load(seed: int = 0) -> Splits:

@@ -6,23 +6,13 @@ procedurally. It separates models as MNIST no longer does: a linear model
 reaches about 32%, an MLP about 68%, a CNN above 90%.
 """
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from autolrs_jax.tasks import Splits
 
-class Splits(NamedTuple):
-  """Train / validation / test arrays; signals have shape ``(n, 40, 1)``."""
-
-  x_train: np.ndarray
-  y_train: np.ndarray
-  x_val: np.ndarray
-  y_val: np.ndarray
-  x_test: np.ndarray
-  y_test: np.ndarray
 
 
 def load(num_samples: int = 12_000, num_val: int = 1_000, seed: int = 42) -> Splits:
