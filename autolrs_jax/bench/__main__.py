@@ -141,7 +141,8 @@ def main(argv=None) -> None:
   if args.command == "run":
     run_benchmark(args, out)
   elif args.command == "report":
-    report.write_report(load_records(out / "runs.jsonl"), out, machine())
+    records = [r for r in load_records(out / "runs.jsonl") if not args.task or r["task"] in args.task]
+    report.write_report(records, out, machine())
     print((out / "table.md").read_text())
   elif args.command == "overhead":
     from autolrs_jax.bench import overhead  # pylint: disable=g-import-not-at-top
