@@ -24,6 +24,7 @@ from optax import contrib
 import autolrs_jax
 from autolrs_jax.bench.methods import Method
 from autolrs_jax.bench.tasks import Task, loss_on_logits
+from autolrs_jax.tasks import loop
 
 
 class Run(NamedTuple):
@@ -47,21 +48,13 @@ def _held_params(params, opt_state, method: Method):
   """The parameters a user would keep if training stopped now."""
   if method.schedule_free:
     return contrib.schedule_free_eval_params(opt_state, params)
-  if method.kind == "auto" and _is_autolrs(opt_state):
+  if method.kind == "auto" and loop.has_autolrs(opt_state):
     s = autolrs_jax.find_state(opt_state)
     # Inside a probe (but not at its stage's first step, before the snapshot
     # is taken) the kept model is the snapshot.
     probing = (s.phase == autolrs_jax.PROBE) & ((s.trial > 0) | (s.phase_step > 0))
     return jax.tree.map(lambda snap, p: jnp.where(probing, snap, p), s.snapshot_params, params)
   return params
-
-
-def _is_autolrs(opt_state) -> bool:
-  try:
-    autolrs_jax.find_state(opt_state)
-  except ValueError:
-    return False
-  return True
 
 
 def _batched(fn, x, batch):
@@ -76,7 +69,7 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
   graphdef, params = nnx.split(task.make_model(seed))
   tx = method.build(task, steps, seed, lr)
   opt_state = tx.init(params)
-  autolrs_inside = _is_autolrs(opt_state)
+  autolrs_inside = loop.has_autolrs(opt_state)
   x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
   x_sig = jnp.asarray(data.x_val[:task.val_signal_size])
   y_sig = jnp.asarray(data.y_val[:task.val_signal_size])
