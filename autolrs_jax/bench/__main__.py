@@ -56,7 +56,7 @@ def _record(task, method, seed, lr, steps, eval_every, run: runner.Run) -> dict:
       "probe_fraction": float(np.mean(run.phase == 1)) if autolrs_run else None,
       "bo_stages": run.bo_stages,
   }
-  if autolrs_run:
+  if not np.all(np.isnan(run.learning_rate)):  # A controller (AutoLRS, ExpTest) set the LR.
     record["learning_rate"] = run.learning_rate.tolist()
     record["phase"] = run.phase.tolist()
   return record

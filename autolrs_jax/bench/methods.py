@@ -49,6 +49,19 @@ def _autolrs(optimizer: str):
   return build
 
 
+def _exptest(task, steps, seed, lr):
+  """ExpTest-style control from the bottom of the same LR range, untuned.
+
+  Its window is the task's AutoLRS stage length, so both controllers react
+  at the same granularity; all other settings are the defaults.
+  """
+  del seed, lr
+  budget = task.full if steps >= task.full.steps else task.quick
+  lo, hi = LR_RANGES[task.optimizer]
+  return autolrs_jax.exptest(base_optimizer(task.optimizer, 1.0), search_start_lr=lo,
+                             max_lr=hi, window=budget.tau)
+
+
 def _warmup_steps(steps):
   return max(steps // 20, 1)
 
@@ -107,6 +120,8 @@ METHODS = {m.name: m for m in (
            _autolrs("sgd"), passes_value=True),
     Method("autolrs-adam", AUTO, "AutoLRS on Adam, range 1e-4..1e-1",
            _autolrs("adam"), passes_value=True),
+    Method("exptest", AUTO, "ExpTest-style tests on the loss curve, from the range's bottom",
+           _exptest, passes_value=True),
     Method("constant", GRID, "constant LR, best of the grid", _constant),
     Method("cosine", GRID, "5% linear warm-up, cosine decay to 0, best peak of the grid",
            _cosine),

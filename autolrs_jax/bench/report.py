@@ -178,11 +178,12 @@ def plot_validation_curves(records, summary, out: pathlib.Path) -> list[pathlib.
 
 
 def plot_autolrs_lr(records, out: pathlib.Path) -> list[pathlib.Path]:
-  """AutoLRS's LR of every step, probes and exploitation coloured apart (first seed)."""
+  """The controllers' LR of every step (first seed): AutoLRS's probes and
+  exploitation coloured apart, ExpTest's one line."""
   plt = _pyplot()
   paths = []
   for task_name in sorted({r["task"] for r in records}):
-    runs = [r for r in records if r["task"] == task_name and r["method"].startswith("autolrs")
+    runs = [r for r in records if r["task"] == task_name and "learning_rate" in r
             and r["seed"] == 0]
     if not runs:
       continue
@@ -190,9 +191,12 @@ def plot_autolrs_lr(records, out: pathlib.Path) -> list[pathlib.Path]:
     for ax, run in zip(axes[:, 0], runs):
       lr, phase = np.asarray(run["learning_rate"]), np.asarray(run["phase"])
       steps = np.arange(len(lr))
-      for value, name, color in ((1, "probe", "tab:orange"), (2, "exploit", "tab:blue")):
-        on = phase == value
-        ax.scatter(steps[on], lr[on], s=2, color=color, label=name)
+      if run["method"].startswith("autolrs"):
+        for value, name, color in ((1, "probe", "tab:orange"), (2, "exploit", "tab:blue")):
+          on = phase == value
+          ax.scatter(steps[on], lr[on], s=2, color=color, label=name)
+      else:
+        ax.plot(steps, lr, color="tab:purple", label="learning rate")
       ax.set_yscale("log")
       ax.set_ylabel("learning rate")
       ax.set_title(f"{task_name}: {run['method']} (seed 0)")

@@ -33,7 +33,7 @@ class Run(NamedTuple):
   eval_steps: np.ndarray  # Update calls done at each evaluation.
   val_loss: np.ndarray  # Validation loss of the held model at each evaluation.
   train_loss: np.ndarray  # Minibatch loss of every step (before its update).
-  learning_rate: np.ndarray  # AutoLRS's LR of every step (NaN for other methods).
+  learning_rate: np.ndarray  # The controller's LR of every step (NaN without AutoLRS/ExpTest).
   phase: np.ndarray  # AutoLRS's phase of every step (-1 for other methods).
   final_val_loss: float
   test_loss: float
@@ -70,6 +70,7 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
   tx = method.build(task, steps, seed, lr)
   opt_state = tx.init(params)
   autolrs_inside = loop.has_autolrs(opt_state)
+  exptest_inside = loop.has_autolrs(opt_state, kind=autolrs_jax.ExpTestState)
   x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
   x_sig = jnp.asarray(data.x_val[:task.val_signal_size])
   y_sig = jnp.asarray(data.y_val[:task.val_signal_size])
@@ -89,6 +90,8 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
       kwargs["validation_value"] = jax.lax.cond(
           c.wants_validation, lambda: loss_fn(p, x_sig, y_sig), lambda: jnp.float32(jnp.nan))
       lr_now, phase = c.learning_rate, c.phase
+    elif exptest_inside:
+      lr_now = autolrs_jax.find_state(s, kind=autolrs_jax.ExpTestState).learning_rate
     updates, s = tx.update(grads, s, p, **kwargs)
     return (optax.apply_updates(p, updates), s), (loss, lr_now, phase)
 

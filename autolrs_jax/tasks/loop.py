@@ -27,9 +27,10 @@ class History(NamedTuple):
   stage: np.ndarray  # AutoLRS stage of the step (-1 without AutoLRS).
 
 
-def has_autolrs(opt_state) -> bool:
+def has_autolrs(opt_state, kind=autolrs_jax.AutoLRSState) -> bool:
+  """Whether ``opt_state`` holds a controller state of ``kind`` (AutoLRS by default)."""
   try:
-    autolrs_jax.find_state(opt_state)
+    autolrs_jax.find_state(opt_state, kind=kind)
   except ValueError:
     return False
   return True
