@@ -50,16 +50,10 @@ def _autolrs(optimizer: str):
 
 
 def _exptest(task, steps, seed, lr):
-  """ExpTest-style control from the bottom of the same LR range, untuned.
-
-  Its window is the task's AutoLRS stage length, so both controllers react
-  at the same granularity; all other settings are the defaults.
-  """
-  del seed, lr
-  budget = task.full if steps >= task.full.steps else task.quick
+  """ExpTest-style control at its defaults, its search from the range's bottom."""
+  del steps, seed, lr
   lo, hi = LR_RANGES[task.optimizer]
-  return autolrs_jax.exptest(base_optimizer(task.optimizer, 1.0), search_start_lr=lo,
-                             max_lr=hi, window=budget.tau)
+  return autolrs_jax.exptest(base_optimizer(task.optimizer, 1.0), search_start_lr=lo, max_lr=hi)
 
 
 def _warmup_steps(steps):
