@@ -618,9 +618,11 @@ def find_state(tree: Any, kind: Any = AutoLRSState) -> Any:
     ValueError: if the tree holds no matching state, or more than one.
   """
   if kind is None:
-    from autolrs_jax import exptest  # pylint: disable=g-import-not-at-top
+    # Imported here: exptest imports this module. (``from autolrs_jax import
+    # exptest`` would give the function of that name, not the module.)
+    from autolrs_jax.exptest import ExpTestState  # pylint: disable=g-import-not-at-top
 
-    kind = (AutoLRSState, exptest.ExpTestState)
+    kind = (AutoLRSState, ExpTestState)
   kinds = kind if isinstance(kind, tuple) else (kind,)
   is_state = lambda x: isinstance(x, kinds)
   found = [x for x in jax.tree.leaves(tree, is_leaf=is_state) if is_state(x)]
@@ -647,18 +649,19 @@ def describe(tree: Any) -> dict[str, Any]:
   """
   s = find_state(tree, kind=None)
   if not isinstance(s, AutoLRSState):
-    from autolrs_jax import exptest  # pylint: disable=g-import-not-at-top
+    from autolrs_jax.exptest import OUTCOME_NAMES  # pylint: disable=g-import-not-at-top
+    from autolrs_jax.exptest import PHASE_NAMES as EXPTEST_PHASES  # pylint: disable=g-import-not-at-top
 
     outcome = int(s.outcome)
     return {
         "controller": "exptest",
         "step": int(s.count),
-        "phase": exptest.PHASE_NAMES[int(s.phase)],
+        "phase": EXPTEST_PHASES[int(s.phase)],
         "learning_rate": float(s.learning_rate),
         "windows": int(s.windows),
         "window_step": int(s.window_step),
         "block_size": int(s.block_size),
-        "outcome": exptest.OUTCOME_NAMES[outcome] if outcome >= 0 else "none",
+        "outcome": OUTCOME_NAMES[outcome] if outcome >= 0 else "none",
         "statistic": float(s.statistic),
         "p_value": float(s.p_value),
         "drop": float(s.drop),

@@ -31,6 +31,22 @@ def mnist1d_section(r):
   return lines
 
 
+def exptest_section(r):
+  search = [t for t in r["trajectory"] if t["phase"] == "search"]
+  tune = [t for t in r["trajectory"] if t["phase"] == "tune"]
+  lrs = " → ".join(f"{t['lr']:.3g}" for t in tune)
+  state = r["final_state"]
+  return [
+      "### ExpTest-style control (`python examples/exptest_mnist1d.py --out results`)",
+      "",
+      f"MNIST-1D CNN, `exptest(optax.sgd(1.0, momentum=0.9))` with no initial LR: test accuracy "
+      f"**{r['test_accuracy']:.4f}** after {r['steps']} update calls ({r['wall_seconds']:.0f} s). "
+      f"The search grew the LR from {search[0]['lr']:.3g} to {search[-1]['lr']:.3g} over "
+      f"{sum(t['steps'] for t in search)} steps; tuning then ran at {lrs} "
+      f"({state['num_decreases']} plateau decreases, {state['num_cuts']} divergence cuts).",
+  ]
+
+
 def step_time_section(r):
   b, a = r["base"], r["autolrs"]
   return [
@@ -147,7 +163,8 @@ def overhead_section(r):
   return lines
 
 
-SECTIONS = (("mnist1d.json", mnist1d_section), ("step_time.json", step_time_section),
+SECTIONS = (("mnist1d.json", mnist1d_section), ("exptest_mnist1d.json", exptest_section),
+            ("step_time.json", step_time_section),
             ("kappa.json", kappa_section))
 
 

@@ -21,7 +21,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from autolrs_jax import exptest
+from autolrs_jax.exptest import ExpTestState
+from autolrs_jax.exptest import exptest
+from autolrs_jax.exptest import PHASE_NAMES
+from autolrs_jax.exptest import TUNE
 from autolrs_jax.autolrs import describe
 from autolrs_jax.autolrs import find_state
 from autolrs_jax.tasks import loop
@@ -33,7 +36,7 @@ def trajectory(lrs: np.ndarray, phases: np.ndarray) -> list[dict]:
   rows = []
   for i, (lr, phase) in enumerate(zip(lrs, phases)):
     if i == 0 or lr != lrs[i - 1] or phase != phases[i - 1]:
-      rows.append({"first_step": i, "lr": float(lr), "phase": exptest.PHASE_NAMES[int(phase)],
+      rows.append({"first_step": i, "lr": float(lr), "phase": PHASE_NAMES[int(phase)],
                    "steps": 0})
     rows[-1]["steps"] += 1
   return rows
@@ -54,7 +57,7 @@ def main():
 
   data = mnist1d.load()
   model = mnist1d.CNN(rngs=nnx.Rngs(args.seed))
-  tx = exptest.exptest(optax.sgd(1.0, momentum=0.9), window=args.window)
+  tx = exptest(optax.sgd(1.0, momentum=0.9), window=args.window)
   optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
   step = loop.make_train_step(
       mnist1d.cross_entropy, data.x_train, data.y_train, data.x_val, data.y_val,
@@ -65,7 +68,7 @@ def main():
   lrs, phases, losses = [], [], []
   for i in range(args.steps):
     # The LR and phase this step applies (device arrays: no host sync here).
-    state = find_state(optimizer.opt_state, kind=exptest.ExpTestState)
+    state = find_state(optimizer.opt_state, kind=ExpTestState)
     lrs.append(state.learning_rate)
     phases.append(state.phase)
     losses.append(step(model, optimizer, keys[i])[0])
@@ -78,7 +81,7 @@ def main():
   print("learning-rate trajectory (first step: lr, phase, steps):")
   for row in runs:
     print(f"  {row['first_step']:6d}: {row['lr']:.3g}  {row['phase']:6s} {row['steps']} steps")
-  print(f"search ended at step {int(np.argmax(phases == exptest.TUNE))}, "
+  print(f"search ended at step {int(np.argmax(phases == TUNE))}, "
         f"{info['num_decreases']} plateau decreases, {info['num_cuts']} divergence cuts")
   print(f"final training loss (mean of last 100) {losses[-100:].mean():.4f}")
   print(f"test accuracy {test_accuracy:.4f} after {args.steps} steps, {seconds:.0f} s")

@@ -14,9 +14,15 @@ import pytest
 from flax import nnx
 from jax.scipy.special import betainc
 
-from autolrs_jax import exptest as ex
 from autolrs_jax.autolrs import describe
 from autolrs_jax.autolrs import find_state
+from autolrs_jax.exptest import DECAYING
+from autolrs_jax.exptest import ExpTestState
+from autolrs_jax.exptest import SEARCH
+from autolrs_jax.exptest import TUNE
+from autolrs_jax.exptest import exptest
+from autolrs_jax.exptest import null_statistics
+from autolrs_jax.exptest import window_test
 
 ALPHA = 0.05
 
@@ -32,8 +38,8 @@ def binomial_interval(p, n, sigmas=3.0):
 
 @pytest.fixture(scope="module")
 def test50():
-  null = ex.null_statistics(50)
-  return jax.jit(jax.vmap(lambda y: ex.window_test(y, null)))
+  null = null_statistics(50)
+  return jax.jit(jax.vmap(lambda y: window_test(y, null)))
 
 
 def test_false_positive_rate_on_flat_windows(test50):
@@ -84,7 +90,7 @@ def test_textbook_f_distribution_is_conservative_here():
   searched rate counts for between one and two degrees of freedom.
   """
   w = 50
-  signed = jnp.asarray(ex.null_statistics(w))
+  signed = jnp.asarray(null_statistics(w))
   ratio = jnp.abs(signed) * 2 / (w - 3)  # (SSE_const - SSE_exp) / SSE_exp.
 
   def rate(df1):
@@ -102,12 +108,12 @@ def test_textbook_f_distribution_is_conservative_here():
 def test_window_test_is_scale_free_and_handles_constants():
   s = jnp.arange(20) / 20
   y = 1.0 + jnp.exp(-4.0 * s) + 0.05 * jax.random.normal(jax.random.key(3), (20,))
-  a = ex.window_test(y)
+  a = window_test(y)
   for scaled in (1e-30 * y, 1e20 * y, y + 100.0):
-    b = ex.window_test(scaled)
+    b = window_test(scaled)
     np.testing.assert_allclose(float(a.statistic), float(b.statistic), rtol=1e-3)
     assert float(a.p_decay) == float(b.p_decay)
-  flat = ex.window_test(jnp.full([20], 3.0))
+  flat = window_test(jnp.full([20], 3.0))
   assert float(flat.statistic) == 0.0 and float(flat.p_decay) > 0.4 and float(flat.drop) == 0.0
 
 
@@ -161,15 +167,15 @@ def test_search_grows_geometrically_and_stops_below_the_divergence_threshold():
   [0.05, 1) x 2/L.
   """
   w, g = 20, 2.0
-  tx = ex.exptest(optax.sgd(1.0), window=w, growth_factor=g)
+  tx = exptest(optax.sgd(1.0), window=w, growth_factor=g)
   lr, phase, x, state = quadratic_run(tx, 40 * w, jax.random.split(jax.random.key(0), 4))
   lr, phase = np.asarray(lr), np.asarray(phase)
   edge = 2.0 / CURVATURE
   for run_lr, run_phase in zip(lr, phase):
-    end = int(np.argmax(run_phase == ex.TUNE))
+    end = int(np.argmax(run_phase == TUNE))
     assert 10 * w <= end < 30 * w  # It searched, and it stopped.
     searched = run_lr[:end]
-    assert np.all(run_phase[:end] == ex.SEARCH)
+    assert np.all(run_phase[:end] == SEARCH)
     changes = np.flatnonzero(np.diff(searched)) + 1
     assert np.all(changes % w == 0)  # The LR moves only at window ends...
     ratios = searched[changes] / searched[changes - 1]
@@ -183,14 +189,14 @@ def test_search_grows_geometrically_and_stops_below_the_divergence_threshold():
 
 
 def test_search_ends_at_max_lr_and_a_non_search_starts_tuning():
-  tx = ex.exptest(optax.sgd(1.0), window=10, max_lr=1e-4)
+  tx = exptest(optax.sgd(1.0), window=10, max_lr=1e-4)
   lr, phase, _, _ = quadratic_run(tx, 300, jax.random.split(jax.random.key(1), 1))
   lr, phase = np.asarray(lr[0]), np.asarray(phase[0])
   assert lr.max() <= np.float32(1e-4)
-  assert phase[-1] == ex.TUNE
-  tx = ex.exptest(optax.sgd(1.0), window=10, search=False, initial_lr=0.1)
+  assert phase[-1] == TUNE
+  tx = exptest(optax.sgd(1.0), window=10, search=False, initial_lr=0.1)
   state = tx.init(jnp.zeros(3))
-  assert int(state.phase) == ex.TUNE and float(state.learning_rate) == np.float32(0.1)
+  assert int(state.phase) == TUNE and float(state.learning_rate) == np.float32(0.1)
 
 
 # --- Tuning on a scripted loss ----------------------------------------------------
@@ -211,7 +217,7 @@ def scripted(tx, values, params):
 
 def test_tuning_decreases_on_a_plateau_and_keeps_a_decaying_lr():
   w = 20
-  tx = ex.exptest(optax.sgd(1.0), window=w, search=False, initial_lr=0.1,
+  tx = exptest(optax.sgd(1.0), window=w, search=False, initial_lr=0.1,
                   decrease_factor=2.0)
   rng = np.random.default_rng(0)
   decaying = lambda n: 1.0 + np.exp(-4.0 * np.arange(n) / n) + 0.01 * rng.normal(size=n)
@@ -239,7 +245,7 @@ def test_tuning_decreases_on_a_plateau_and_keeps_a_decaying_lr():
 
 
 def test_nan_and_huge_losses_cut_the_lr_and_skip_the_step():
-  tx = ex.exptest(optax.sgd(1.0, momentum=0.9), window=10, search=False, initial_lr=0.1,
+  tx = exptest(optax.sgd(1.0, momentum=0.9), window=10, search=False, initial_lr=0.1,
                   divergence_cut=10.0, divergence_factor=4.0)
   params = {"w": jnp.ones(3)}
   state = tx.init(params)
@@ -283,15 +289,15 @@ def test_nan_and_huge_losses_cut_the_lr_and_skip_the_step():
 
 
 def test_divergence_ends_the_search_and_min_lr_floors_the_cut():
-  tx = ex.exptest(optax.sgd(1.0), window=10, initial_lr=1e-3, min_lr=5e-4)
+  tx = exptest(optax.sgd(1.0), window=10, initial_lr=1e-3, min_lr=5e-4)
   state = tx.init(jnp.zeros(2))
   _, state = tx.update(jnp.ones(2), state, jnp.zeros(2), value=jnp.float32(jnp.inf))
-  assert int(state.phase) == ex.TUNE and float(state.learning_rate) == np.float32(5e-4)
+  assert int(state.phase) == TUNE and float(state.learning_rate) == np.float32(5e-4)
 
 
 def test_divergent_lr_on_a_quadratic_never_puts_nan_in_the_params():
   """Tuning at 50 x 2/L: the loss explodes, the LR is cut until it is stable."""
-  tx = ex.exptest(optax.sgd(1.0), window=10, search=False, initial_lr=25.0)
+  tx = exptest(optax.sgd(1.0), window=10, search=False, initial_lr=25.0)
   lr, phase, x, state = quadratic_run(tx, 300, jax.random.split(jax.random.key(2), 2), noise=0.0)
   assert bool(jnp.all(jnp.isfinite(x)))
   assert bool(jnp.all(state.num_cuts >= 2))
@@ -302,7 +308,7 @@ def test_divergent_lr_on_a_quadratic_never_puts_nan_in_the_params():
 
 
 def test_one_compilation_through_search_and_tuning():
-  tx = optax.chain(optax.clip_by_global_norm(10.0), ex.exptest(optax.sgd(1.0), window=10))
+  tx = optax.chain(optax.clip_by_global_norm(10.0), exptest(optax.sgd(1.0), window=10))
   params = jnp.ones(DIM)
   state = tx.init(params)
   traces = []
@@ -326,13 +332,13 @@ def test_one_compilation_through_search_and_tuning():
 
 def test_find_state_and_describe_with_nnx_optimizer():
   model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
-  optimizer = nnx.Optimizer(model, ex.exptest(optax.adam(1.0), window=8), wrt=nnx.Param)
+  optimizer = nnx.Optimizer(model, exptest(optax.adam(1.0), window=8), wrt=nnx.Param)
   # The default looks for AutoLRS only (callers use it to detect AutoLRS).
   with pytest.raises(ValueError, match="AutoLRSState"):
     find_state(optimizer.opt_state)
   s = find_state(optimizer.opt_state, kind=None)
-  assert isinstance(s, ex.ExpTestState) and not isinstance(s.learning_rate, nnx.Variable)
-  assert isinstance(find_state(optimizer.opt_state, kind=ex.ExpTestState), ex.ExpTestState)
+  assert isinstance(s, ExpTestState) and not isinstance(s.learning_rate, nnx.Variable)
+  assert isinstance(find_state(optimizer.opt_state, kind=ExpTestState), ExpTestState)
   info = describe(optimizer.opt_state)
   assert info == {
       "controller": "exptest", "step": 0, "phase": "search", "learning_rate": pytest.approx(1e-6),
@@ -350,7 +356,7 @@ def test_find_state_and_describe_with_nnx_optimizer():
 
 
 def test_missing_value_and_bad_hyper_parameters():
-  tx = ex.exptest(optax.sgd(1.0), window=8)
+  tx = exptest(optax.sgd(1.0), window=8)
   state = tx.init(jnp.zeros(2))
   with pytest.raises(TypeError, match="value="):
     tx.update(jnp.ones(2), state, jnp.zeros(2))
@@ -365,7 +371,7 @@ def test_missing_value_and_bad_hyper_parameters():
     name = next(iter(kwargs))
     name = "initial_lr" if name == "search" else name
     with pytest.raises(ValueError, match=name):
-      ex.exptest(optax.sgd(1.0), **kwargs)
+      exptest(optax.sgd(1.0), **kwargs)
 
 
 def test_mnist1d_example_quick(tmp_path):
@@ -387,7 +393,7 @@ def test_mnist1d_example_quick(tmp_path):
 
 def test_axis_name_makes_replicas_decide_together():
   """Under pmap the loss is averaged over the axis: one replica's NaN cuts both."""
-  tx = ex.exptest(optax.sgd(1.0), window=8, search=False, initial_lr=0.1, axis_name="i")
+  tx = exptest(optax.sgd(1.0), window=8, search=False, initial_lr=0.1, axis_name="i")
   params = jnp.zeros((2, 3))
   state = jax.pmap(tx.init)(params)
   step = jax.pmap(lambda g, s, p, v: tx.update(g, s, p, value=v), axis_name="i")
@@ -397,7 +403,18 @@ def test_axis_name_makes_replicas_decide_together():
     values = jnp.asarray([1.0 + np.exp(-t / 2) + 0.01 * rng.normal(), 1.0 + 0.01 * rng.normal()],
                          jnp.float32)
     _, state = step(grads, state, params, values)
-  np.testing.assert_array_equal(state.outcome, ex.DECAYING)
+  np.testing.assert_array_equal(state.outcome, DECAYING)
   updates, state = step(grads, state, params, jnp.asarray([jnp.nan, 1.0], jnp.float32))
   np.testing.assert_array_equal(updates, 0.0)
   np.testing.assert_allclose(state.learning_rate, 0.01, rtol=1e-6)
+
+
+def test_package_exports_the_factory_and_its_state():
+  """``autolrs_jax.exptest`` is the factory (it shadows the submodule's name)."""
+  import autolrs_jax  # pylint: disable=g-import-not-at-top
+
+  assert autolrs_jax.exptest is exptest
+  assert autolrs_jax.ExpTestState is ExpTestState
+  state = autolrs_jax.exptest(optax.sgd(1.0), window=8).init({"w": jnp.zeros(2)})
+  assert find_state(state, kind=None) is not None
+  assert describe(state)["controller"] == "exptest"
