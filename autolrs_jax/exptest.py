@@ -217,7 +217,7 @@ def exptest(
     alpha: float = 0.05,
     growth_factor: float = 2.0,
     confirm_windows: int = 2,
-    improvement: float = 0.5,
+    improvement: float = 0.0,
     patience: int = 2,
     backoff_factor: float = 4.0,
     decrease_factor: float = 2.0,
@@ -261,8 +261,11 @@ def exptest(
   gives; before that, flat and rising windows only mean "too small to move
   the loss"). From then on a window is *good* when it is decaying and
   *improving*: its drop is at least ``improvement`` times the best drop of the
-  search so far (the default 0.5 tolerates the steady relative drop of a
-  power-law loss curve under geometric growth, and the noise of one window).
+  search so far. The default 0 asks only for a decay: a smaller drop is as
+  often the loss landscape as the learning rate (MNIST-1D's loss slows down
+  near 1.5 whatever the learning rate; from 1e-3 with ``improvement=0.5``,
+  two of three benchmark seeds ended their search there at 4e-3 and finished
+  at a validation loss of 1.2-1.3 instead of 0.10-0.13).
   A good window grows the learning rate; a bad one holds it for a second look;
   ``patience`` bad windows in a row, or one rising window, end the search,
   dividing the learning rate by ``backoff_factor`` (default 4: half the last
@@ -305,7 +308,8 @@ def exptest(
     growth_factor: the search's learning-rate factor per window, > 1.
     confirm_windows: decaying windows in a row that confirm the decay, >= 1.
     improvement: fraction of the search's best drop a window must reach to
-      count as improving, >= 0 (> 1 demands a growing drop).
+      count as improving, >= 0 (0: any decaying window is good; > 1 demands
+      a growing drop).
     patience: bad search windows in a row that end the search, >= 1.
     backoff_factor: the learning rate is divided by it when the search ends on
       its own, >= 1.

@@ -103,6 +103,11 @@ def test_quick_benchmark_and_ensembles_on_digits(tmp_path):
   assert cosine["tuning_steps"] == tasks.QUICK_GRID_POINTS * result["steps"]
   autolrs = next(r for r in result["rows"] if r["method"] == "autolrs-sgd")
   assert 0.3 < autolrs["probe_fraction"]["median"] < 0.7
+  # ExpTest's LR is recorded: its search starts at the range's bottom and grows.
+  runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+  exptest_lr = np.asarray(next(r for r in runs if r["method"] == "exptest")["learning_rate"])
+  assert exptest_lr[0] == pytest.approx(tasks.LR_RANGES["sgd"][0])
+  assert exptest_lr.max() > exptest_lr[0] and np.isfinite(exptest_lr).all()
   for name in ("table.md", "digits_val_loss.png", "digits_autolrs_lr.png", "digits_gp_stage1.png"):
     assert (out / name).stat().st_size > 500, name
   ens = json.loads((out / "ensemble_digits.json").read_text())

@@ -215,6 +215,36 @@ def scripted(tx, values, params):
   return rows, state
 
 
+def slowing_windows(w, amplitudes, seed=0):
+  """Windows of ``1 + a exp(-5 t / w)`` plus small noise, one per amplitude."""
+  rng = np.random.default_rng(seed)
+  t = np.arange(w)
+  return np.concatenate([1.0 + a * np.exp(-5.0 * t / w) + 1e-3 * rng.standard_normal(w)
+                         for a in amplitudes])
+
+
+def test_search_keeps_growing_while_decaying_unless_asked_for_improvement():
+  """Two strong windows confirm the decay, then two decay ten times less.
+
+  By default (improvement 0) any significant decay grows the LR; with
+  improvement 0.5 the weaker windows are bad, so after ``patience`` = 2 of them
+  the search ends, backing off by 4 from the LR they were held at.
+  """
+  w = 10
+  values = slowing_windows(w, [1.0, 1.0, 0.1, 0.1])
+  params = jnp.zeros(3)
+  start = np.float32(1e-3)
+  rows, state = scripted(exptest(optax.sgd(1.0), window=w, initial_lr=1e-3), values, params)
+  assert int(state.phase) == SEARCH
+  assert float(state.learning_rate) == pytest.approx(start * 2**4)
+  rows, state = scripted(exptest(optax.sgd(1.0), window=w, initial_lr=1e-3, improvement=0.5),
+                         values, params)
+  held = [lr for lr, _ in rows][3 * w]  # The LR of the last window: held after a bad one.
+  assert held == pytest.approx(start * 2**2)
+  assert int(state.phase) == TUNE
+  assert float(state.learning_rate) == pytest.approx(held / 4)
+
+
 def test_tuning_decreases_on_a_plateau_and_keeps_a_decaying_lr():
   w = 20
   tx = exptest(optax.sgd(1.0), window=w, search=False, initial_lr=0.1,
