@@ -133,10 +133,13 @@ def bench_section(results_dir):
   overhead = bench / "overhead.json"
   if overhead.exists():
     lines += overhead_section(json.loads(overhead.read_text()))
-  for table in sorted(bench.glob("ensemble_*.md")):
+  tables = sorted(bench.glob("ensemble_*.md"))
+  if tables:
     lines += ["### Ensembles (`python -m autolrs_jax.bench ensemble`)", "",
               "Selected on validation, reported on test; gain = test accuracy minus that of the "
-              "best single model (picked on validation).", "", table.read_text().strip(), ""]
+              "best single model (picked on validation), per seed, then the median [min, max].", ""]
+  for table in tables:
+    lines += [table.read_text().strip(), ""]
   return lines
 
 

@@ -86,7 +86,9 @@ def summarize(per_seed: list[dict]) -> dict:
 
 
 def markdown(task: str, result: dict) -> str:
-  lines = [f"#### {task}: pool of {result['pool_size']} models per seed, "
+  sizes = sorted({s["pool_size"] for s in result["per_seed"]})
+  pool = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+  lines = [f"#### {task}: pool of {pool} models per seed (runs with non-finite logits left out), "
            f"{len(result['seeds'])} seeds",
            "", "| ensemble | size | test accuracy | gain over best single | members (seed 0) |",
            "|---|---:|---:|---:|---|"]
