@@ -58,6 +58,7 @@ def _record(task, method, seed, lr, steps, eval_every, run: runner.Run) -> dict:
   }
   if not np.all(np.isnan(run.learning_rate)):  # A controller (AutoLRS, ExpTest) set the LR.
     record["learning_rate"] = run.learning_rate.tolist()
+  if autolrs_run:
     record["phase"] = run.phase.tolist()
   return record
 

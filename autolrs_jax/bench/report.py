@@ -189,11 +189,11 @@ def plot_autolrs_lr(records, out: pathlib.Path) -> list[pathlib.Path]:
       continue
     fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.6 * len(runs)), squeeze=False)
     for ax, run in zip(axes[:, 0], runs):
-      lr, phase = np.asarray(run["learning_rate"]), np.asarray(run["phase"])
+      lr = np.asarray(run["learning_rate"])
       steps = np.arange(len(lr))
       if run["method"].startswith("autolrs"):
         for value, name, color in ((1, "probe", "tab:orange"), (2, "exploit", "tab:blue")):
-          on = phase == value
+          on = np.asarray(run["phase"]) == value
           ax.scatter(steps[on], lr[on], s=2, color=color, label=name)
       else:
         ax.plot(steps, lr, color="tab:purple", label="learning rate")

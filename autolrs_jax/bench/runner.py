@@ -48,7 +48,7 @@ def _held_params(params, opt_state, method: Method):
   """The parameters a user would keep if training stopped now."""
   if method.schedule_free:
     return contrib.schedule_free_eval_params(opt_state, params)
-  if method.kind == "auto" and loop.has_autolrs(opt_state):
+  if loop.has_controller(opt_state):
     s = autolrs_jax.find_state(opt_state)
     # Inside a probe (but not at its stage's first step, before the snapshot
     # is taken) the kept model is the snapshot.
@@ -69,8 +69,8 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
   graphdef, params = nnx.split(task.make_model(seed))
   tx = method.build(task, steps, seed, lr)
   opt_state = tx.init(params)
-  autolrs_inside = loop.has_autolrs(opt_state)
-  exptest_inside = loop.has_autolrs(opt_state, kind=autolrs_jax.ExpTestState)
+  autolrs_inside = loop.has_controller(opt_state)
+  controller_inside = loop.has_controller(opt_state, kind=None)  # AutoLRS or ExpTest.
   x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
   x_sig = jnp.asarray(data.x_val[:task.val_signal_size])
   y_sig = jnp.asarray(data.y_val[:task.val_signal_size])
@@ -85,13 +85,13 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
     kwargs, lr_now, phase = {}, jnp.float32(jnp.nan), jnp.int32(-1)
     if method.passes_value:
       kwargs["value"] = loss
+    if controller_inside:
+      c = autolrs_jax.find_state(s, kind=None)
+      lr_now = c.learning_rate
     if autolrs_inside:
-      c = autolrs_jax.find_state(s)
       kwargs["validation_value"] = jax.lax.cond(
           c.wants_validation, lambda: loss_fn(p, x_sig, y_sig), lambda: jnp.float32(jnp.nan))
-      lr_now, phase = c.learning_rate, c.phase
-    elif exptest_inside:
-      lr_now = autolrs_jax.find_state(s, kind=autolrs_jax.ExpTestState).learning_rate
+      phase = c.phase
     updates, s = tx.update(grads, s, p, **kwargs)
     return (optax.apply_updates(p, updates), s), (loss, lr_now, phase)
 

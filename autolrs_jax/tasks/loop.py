@@ -27,8 +27,12 @@ class History(NamedTuple):
   stage: np.ndarray  # AutoLRS stage of the step (-1 without AutoLRS).
 
 
-def has_autolrs(opt_state, kind=autolrs_jax.AutoLRSState) -> bool:
-  """Whether ``opt_state`` holds a controller state of ``kind`` (AutoLRS by default)."""
+def has_controller(opt_state, kind=autolrs_jax.AutoLRSState) -> bool:
+  """Whether ``opt_state`` holds a controller state of ``kind``.
+
+  ``kind`` as in :func:`autolrs_jax.find_state`: AutoLRS by default, None
+  for any controller (AutoLRS or ExpTest).
+  """
   try:
     autolrs_jax.find_state(opt_state, kind=kind)
   except ValueError:
@@ -101,7 +105,7 @@ def train(model: nnx.Module, tx: optax.GradientTransformation, loss_fn: LossFn,
     progress: show a tqdm bar with stage, phase, LR and loss.
   """
   optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-  autolrs_inside = has_autolrs(optimizer.opt_state)
+  autolrs_inside = has_controller(optimizer.opt_state)
   if pass_value is None:
     pass_value = autolrs_inside
   step = make_train_step(
