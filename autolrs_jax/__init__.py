@@ -5,17 +5,22 @@ Also an ExpTest-style controller (:func:`exptest`), the LRBench policies
 (:mod:`autolrs_jax.ensemble`).
 """
 
-from autolrs_jax.autolrs import AutoLRSState
-from autolrs_jax.autolrs import autolrs
-from autolrs_jax.autolrs import bo_observations
-from autolrs_jax.autolrs import describe
-from autolrs_jax.autolrs import EXPLOIT
-from autolrs_jax.autolrs import find_state
-from autolrs_jax.autolrs import PHASE_NAMES
-from autolrs_jax.autolrs import PROBE
-from autolrs_jax.autolrs import WARMUP
-from autolrs_jax.exptest import exptest
-from autolrs_jax.exptest import ExpTestState
+from autolrs_jax._autolrs import AutoLRSState
+from autolrs_jax._autolrs import autolrs
+from autolrs_jax._autolrs import EXPLOIT
+from autolrs_jax._autolrs import PHASE_NAMES
+from autolrs_jax._autolrs import PROBE
+from autolrs_jax._autolrs import WARMUP
+from autolrs_jax._exptest import exptest
+from autolrs_jax._exptest import ExpTestState
+from autolrs_jax._exptest import SEARCH
+from autolrs_jax._exptest import TUNE
+from autolrs_jax._readers import bo_observations
+from autolrs_jax._readers import describe
+from autolrs_jax._readers import find_state
+from autolrs_jax._windows import null_statistics
+from autolrs_jax._windows import window_test
+from autolrs_jax._windows import WindowTest
 
 __all__ = (
     "AutoLRSState",
@@ -23,12 +28,17 @@ __all__ = (
     "ExpTestState",
     "PHASE_NAMES",
     "PROBE",
+    "SEARCH",
+    "TUNE",
     "WARMUP",
+    "WindowTest",
     "autolrs",
     "bo_observations",
     "describe",
     "exptest",
     "find_state",
+    "null_statistics",
+    "window_test",
 )
 
 __version__ = "0.1.0"

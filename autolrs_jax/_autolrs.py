@@ -1,0 +1,673 @@
+"""AutoLRS: a learning-rate schedule searched on the fly by Bayesian optimisation.
+
+Training is split into stages. Each stage starts from a snapshot of the
+parameters and of the base optimizer's state, runs ``num_trials`` short probes
+of ``tau_probe`` steps, each at a learning rate proposed by a Gaussian process
+over log learning rate and each ending by restoring the snapshot, then trains
+``tau`` steps at the learning rate whose forecast loss after ``tau`` steps was
+lowest. ``tau`` and ``tau_probe`` double after every stage until ``tau`` would
+pass ``tau_max``.
+
+All of it runs inside one compiled ``update``, a state machine whose state is
+a pytree of fixed-shape arrays. Each call
+
+1. *observes* the step (:func:`observe`: snapshot at a stage's first step,
+   the probe's loss record, divergence, the ends of phases) into
+   :class:`Signals`;
+2. *acts* on the parameters and the base optimizer's state
+   (:func:`next_updates`): the scaled base update, a zero update for a skipped
+   step, or ``snapshot - params`` for a restore;
+3. *decides* the controller's next position (:func:`choose_event`) and runs
+   the one transition that event names (:data:`TRANSITIONS`) under
+   ``lax.switch``, so the BO step runs only when a probe ends.
+"""
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from autolrs_jax import _common
+from autolrs_jax import _stages
+from autolrs_jax import bo
+from autolrs_jax import forecast as forecast_lib
+
+# Phases of the controller (values of ``AutoLRSState.phase``).
+WARMUP = 0
+PROBE = 1
+EXPLOIT = 2
+PHASE_NAMES = ("warmup", "probe", "exploit")
+
+# Events that end a step: the indices of ``TRANSITIONS``.
+CONTINUE, NEXT_TRIAL, START_EXPLOIT, START_STAGE, RETRY_EXPLOIT = range(5)
+
+# An exploitation blows up when its smoothed loss rises above the stage's
+# starting loss by this factor (as ``forecast.exploded`` judges probes).
+_EXPLODE_FACTOR = 3.0
+_EXPLOIT_EMA = 0.9  # Smoothing of the exploitation loss (about ten steps).
+# An exploitation is judged only after this many steps of its average, so
+# that one noisy minibatch cannot end it.
+_EXPLOIT_GRACE_STEPS = 3
+
+# Bound on forecasts handed to the GP, so that its standardisation stays finite.
+_MAX_SCORE = 1e6
+
+
+class AutoLRSState(NamedTuple):
+  """State of :func:`autolrs`. Shapes never depend on the stage."""
+
+  count: jax.Array  # int32: update calls so far.
+  stage: jax.Array  # int32: index of the current stage, from 0.
+  phase: jax.Array  # int32: WARMUP, PROBE or EXPLOIT.
+  trial: jax.Array  # int32: running probe's index = BO observations so far.
+  phase_step: jax.Array  # int32: steps done in the current probe/exploit.
+  learning_rate: jax.Array  # float32: LR the next update applies.
+  wants_validation: jax.Array  # bool: next update scores a validation loss.
+  trial_lrs: jax.Array  # float32[num_trials]: LRs probed in this stage.
+  trial_forecasts: jax.Array  # float32[num_trials]: their forecast losses.
+  trial_diverged: jax.Array  # bool[num_trials]: probe saw a NaN/Inf loss.
+  probe_losses: jax.Array  # float32[max probe length]: current probe's losses.
+  stage_loss: jax.Array  # float32: loss at the stage's snapshot (its first step).
+  exploit_loss: jax.Array  # float32: moving average of this exploitation's losses.
+  snapshot_params: optax.Params  # Parameters at the start of the stage.
+  snapshot_base_state: optax.OptState  # Base optimizer state at stage start.
+  base_state: optax.OptState  # Live state of the base optimizer.
+  key: jax.Array  # PRNG key for the first (random) proposal of each stage.
+
+
+class AutoLRSConfig(NamedTuple):
+  """The static hyper-parameters, as :func:`autolrs` validated them."""
+
+  min_lr: float
+  max_lr: float
+  num_trials: int
+  warmup_steps: int
+  warmup_lr: float
+  acquisition: str
+  kappa: float
+  grid_size: int
+  max_probe_drift: float
+  axis_name: str | None
+  seed: int
+  stages: _stages.StageSchedule
+
+  @property
+  def grid(self) -> jax.Array:
+    """Candidate points of the acquisition, in [0, 1] (log-LR, normalised)."""
+    return bo.search_grid(self.grid_size)
+
+
+class Signals(NamedTuple):
+  """What one update call observed, before anything is decided."""
+
+  losses: jax.Array  # float32[max probe length]: the probe's losses, this step's recorded.
+  observed: jax.Array  # bool[max probe length]: which of them score the probe.
+  diverged_now: jax.Array  # bool: this step's loss or update is unusable.
+  stage_starts: jax.Array  # bool: this is the stage's first step (snapshot taken).
+  probe_ends: jax.Array  # bool: the probe ends (its last step, or diverged).
+  exploit_ends: jax.Array  # bool: the exploitation's last step.
+  exploit_blows_up: jax.Array  # bool: the exploitation's loss exploded.
+  warmup_ends: jax.Array  # bool: the warm-up's last step.
+  skip: jax.Array  # bool: a non-finite step outside probes, not applied.
+  stage_loss: jax.Array  # float32: the stage's starting loss, updated.
+  exploit_loss: jax.Array  # float32: the exploitation's moving average, updated.
+
+  @property
+  def restores(self) -> jax.Array:
+    """Whether this step returns to the stage's snapshot."""
+    return self.probe_ends | self.exploit_blows_up
+
+
+# --- Learning rates on the unit interval -------------------------------------
+
+
+def lr_from_unit(cfg: AutoLRSConfig, x: jax.Array) -> jax.Array:
+  """Maps ``x`` in [0, 1] to a learning rate, log-uniformly."""
+  lo, hi = math.log(cfg.min_lr), math.log(cfg.max_lr)
+  return jnp.exp(lo + x * (hi - lo))
+
+
+def unit_from_lr(cfg: AutoLRSConfig, lr: jax.Array) -> jax.Array:
+  """The inverse of :func:`lr_from_unit`."""
+  lo, hi = math.log(cfg.min_lr), math.log(cfg.max_lr)
+  return (jnp.log(lr) - lo) / (hi - lo)
+
+
+def random_lr(cfg: AutoLRSConfig, key: jax.Array) -> jax.Array:
+  """A learning rate drawn uniformly from the acquisition's grid."""
+  index = jax.random.randint(key, (), 0, cfg.grid_size)
+  return lr_from_unit(cfg, cfg.grid[index])
+
+
+# --- Initial state -----------------------------------------------------------
+
+
+def init_controller(cfg: AutoLRSConfig) -> AutoLRSState:
+  """The controller's fields at step 0 (params-sized fields left None)."""
+  key, first = jax.random.split(jax.random.key(cfg.seed))
+  first_lr = random_lr(cfg, first)
+  lr = cfg.warmup_lr / cfg.warmup_steps if cfg.warmup_steps else first_lr
+  return AutoLRSState(
+      count=jnp.zeros([], jnp.int32),
+      stage=jnp.zeros([], jnp.int32),
+      phase=jnp.asarray(WARMUP if cfg.warmup_steps else PROBE, jnp.int32),
+      trial=jnp.zeros([], jnp.int32),
+      phase_step=jnp.zeros([], jnp.int32),
+      learning_rate=jnp.asarray(lr, jnp.float32),
+      wants_validation=jnp.zeros([], bool),
+      trial_lrs=jnp.zeros([cfg.num_trials], jnp.float32).at[0].set(first_lr),
+      trial_forecasts=jnp.zeros([cfg.num_trials], jnp.float32),
+      trial_diverged=jnp.zeros([cfg.num_trials], bool),
+      probe_losses=jnp.zeros([cfg.stages.max_tau_probe], jnp.float32),
+      stage_loss=jnp.zeros([], jnp.float32),
+      exploit_loss=jnp.zeros([], jnp.float32),
+      snapshot_params=None,
+      snapshot_base_state=None,
+      base_state=None,
+      key=key,
+  )
+
+
+# --- Observe -----------------------------------------------------------------
+
+
+def take_snapshot(state: AutoLRSState, params: optax.Params):
+  """``(stage_starts, snapshot_params, snapshot_base_state)`` for this step.
+
+  The snapshot is taken at a stage's first step: its first probe's first.
+  """
+  stage_starts = (state.phase == PROBE) & (state.trial == 0) & (state.phase_step == 0)
+  snapshot_params = optax.tree.where(stage_starts, params, state.snapshot_params)
+  snapshot_base_state = optax.tree.where(stage_starts, state.base_state,
+                                         state.snapshot_base_state)
+  return stage_starts, snapshot_params, snapshot_base_state
+
+
+def record_probe_loss(cfg: AutoLRSConfig, state: AutoLRSState, score: jax.Array,
+                      validating: bool) -> tuple[jax.Array, jax.Array]:
+  """The probe's losses with this step's score, and which of them count.
+
+  In validation stages only the steps that scored a validation loss count.
+  """
+  tau_probe, _ = cfg.stages.lengths(state.stage)
+  steps = jnp.arange(state.probe_losses.shape[0])
+  in_probe = state.phase == PROBE
+  losses = jnp.where(in_probe & (steps == state.phase_step), score, state.probe_losses)
+  observed = steps <= state.phase_step
+  if validating:
+    interval = cfg.stages.validation_interval(tau_probe)
+    on_point = steps % interval == interval - 1
+    observed &= ~cfg.stages.uses_validation(state.stage) | on_point
+  return losses, observed
+
+
+def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating: bool,
+            params, scaled, snapshot_params, stage_starts) -> Signals:
+  """Everything this step tells the controller; nothing is decided yet.
+
+  A step that would put NaN/Inf in the params, or carry them far from the
+  snapshot, counts as diverged: ``p + (s - p)`` only restores ``s`` to within
+  rounding of ``|p|``, and not at all once ``p`` is NaN.
+  """
+  tau_probe, tau = cfg.stages.lengths(state.stage)
+  losses, observed = record_probe_loss(cfg, state, score, validating)
+  in_probe = state.phase == PROBE
+  in_exploit = state.phase == EXPLOIT
+  step_finite = _common.all_finite(scaled)
+  step_ok = step_finite & (
+      _common.relative_distance(params, scaled, snapshot_params) <= cfg.max_probe_drift)
+  loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
+  diverged_now = ~loss_ok | ~step_ok
+  stage_loss = jnp.where(stage_starts & jnp.isfinite(value), value, state.stage_loss)
+  exploit_loss = jnp.where(
+      ~in_exploit | ~loss_ok, state.exploit_loss,
+      jnp.where(state.phase_step == 0, value,
+                _EXPLOIT_EMA * state.exploit_loss + (1 - _EXPLOIT_EMA) * value))
+  exploit_blows_up = in_exploit & (state.phase_step >= _EXPLOIT_GRACE_STEPS) & (
+      exploit_loss - stage_loss > (_EXPLODE_FACTOR - 1.0) * jnp.abs(stage_loss))
+  return Signals(
+      losses=losses,
+      observed=observed,
+      diverged_now=diverged_now,
+      stage_starts=stage_starts,
+      probe_ends=in_probe & ((state.phase_step == tau_probe - 1) | diverged_now),
+      exploit_ends=in_exploit & (state.phase_step == tau - 1) & ~exploit_blows_up,
+      exploit_blows_up=exploit_blows_up,
+      warmup_ends=(state.phase == WARMUP) & (state.count == cfg.warmup_steps - 1),
+      skip=~in_probe & ~(step_finite & loss_ok),
+      stage_loss=stage_loss,
+      exploit_loss=exploit_loss,
+  )
+
+
+# --- Act ---------------------------------------------------------------------
+
+
+def next_updates(signals: Signals, *, scaled, params, snapshot_params):
+  """The update to return: a restore, a skip (zeros) or the scaled step."""
+  restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
+  zeros = jax.tree.map(jnp.zeros_like, scaled)
+  return optax.tree.where(signals.restores, restore,
+                          optax.tree.where(signals.skip, zeros, scaled))
+
+
+def next_base_state(signals: Signals, *, stepped, current, snapshot):
+  """The base optimizer's state: the snapshot's on a restore, kept on a skip."""
+  return optax.tree.where(signals.restores, snapshot,
+                          optax.tree.where(signals.skip, current, stepped))
+
+
+# --- Decide ------------------------------------------------------------------
+
+
+def choose_event(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> jax.Array:
+  """The transition that ends this step (an index of :data:`TRANSITIONS`)."""
+  last_trial = state.trial == cfg.num_trials - 1
+  return jnp.where(
+      signals.probe_ends,
+      jnp.where(last_trial, START_EXPLOIT, NEXT_TRIAL),
+      jnp.where(signals.exploit_ends | signals.warmup_ends, START_STAGE,
+                jnp.where(signals.exploit_blows_up, RETRY_EXPLOIT, CONTINUE)),
+  )
+
+
+def score_probe(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals):
+  """``(score, diverged)`` of the probe that just ended.
+
+  The score is the forecast loss after the stage's ``tau`` steps, finite, and
+  pessimistic (the worst loss seen in the stage) when the probe diverged or
+  its loss exploded.
+  """
+  tau_probe, tau = cfg.stages.lengths(state.stage)
+  losses, observed = signals.losses, signals.observed
+  value, diverged = forecast_lib.forecast(losses, observed, tau_probe, tau)
+  diverged |= signals.diverged_now | forecast_lib.exploded(losses, observed)
+  previous = jnp.arange(cfg.num_trials) < state.trial
+  seen = jnp.concatenate([
+      jnp.where(observed & jnp.isfinite(losses), losses, -jnp.inf),
+      jnp.where(previous, state.trial_forecasts, -jnp.inf),
+  ])
+  worst = jnp.max(seen)
+  worst = jnp.where(jnp.isfinite(worst), worst, _MAX_SCORE)
+  value = jnp.where(diverged, worst, value)
+  return jnp.clip(value, -_MAX_SCORE, _MAX_SCORE), diverged
+
+
+def record_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> AutoLRSState:
+  """Stores the ended probe's score as the stage's next BO observation."""
+  value, diverged = score_probe(cfg, state, signals)
+  i = state.trial
+  return state._replace(
+      trial=i + 1,
+      trial_forecasts=state.trial_forecasts.at[i].set(value),
+      trial_diverged=state.trial_diverged.at[i].set(diverged),
+  )
+
+
+# --- Transitions: (cfg, controller, signals, key) -> controller --------------
+
+
+def continue_phase(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
+                   key: jax.Array) -> AutoLRSState:
+  """Nothing ends: one more step of the phase (the warm-up's LR ramps up)."""
+  del key
+  next_count = state.count + 2  # The step after the one being taken.
+  warm_lr = cfg.warmup_lr * next_count.astype(jnp.float32) / max(cfg.warmup_steps, 1)
+  lr = jnp.where(state.phase == WARMUP, warm_lr, state.learning_rate)
+  return state._replace(
+      phase_step=state.phase_step + 1,
+      learning_rate=lr.astype(jnp.float32),
+      probe_losses=signals.losses,
+  )
+
+
+def next_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
+               key: jax.Array) -> AutoLRSState:
+  """A probe ended and another follows: record it, let BO propose the next LR.
+
+  An LR that diverged rules out every larger one for the rest of the stage.
+  """
+  del key
+  state = record_trial(cfg, state, signals)
+  observed = jnp.arange(cfg.num_trials) < state.trial
+  x = unit_from_lr(cfg, state.trial_lrs)
+  ceiling = jnp.min(jnp.where(observed & state.trial_diverged, x, jnp.inf))
+  grid = cfg.grid
+  x_next, _ = bo.propose(x, state.trial_forecasts, observed, grid,
+                         acquisition=cfg.acquisition, kappa=cfg.kappa, allowed=grid < ceiling)
+  lr = lr_from_unit(cfg, x_next)
+  return state._replace(
+      phase_step=jnp.zeros_like(state.phase_step),
+      learning_rate=lr,
+      trial_lrs=state.trial_lrs.at[state.trial].set(lr),
+      probe_losses=jnp.zeros_like(signals.losses),
+  )
+
+
+def start_exploit(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
+                  key: jax.Array) -> AutoLRSState:
+  """The last probe ended: train at the LR with the lowest forecast.
+
+  If every probe diverged, the stage trains at ``min_lr``.
+  """
+  del key
+  state = record_trial(cfg, state, signals)
+  best = jnp.argmin(state.trial_forecasts)
+  lr = jnp.where(jnp.all(state.trial_diverged), cfg.min_lr, state.trial_lrs[best])
+  return state._replace(
+      phase=jnp.asarray(EXPLOIT, jnp.int32),
+      phase_step=jnp.zeros_like(state.phase_step),
+      learning_rate=lr.astype(jnp.float32),
+      probe_losses=jnp.zeros_like(signals.losses),
+  )
+
+
+def retry_exploit(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
+                  key: jax.Array) -> AutoLRSState:
+  """The exploitation blew up: restart it from the snapshot at a smaller LR.
+
+  The failed LR counts as diverged; the new one is the best forecast among
+  the smaller LRs probed that did not diverge, or a tenth of the failed
+  one (at least ``min_lr``) when none is left.
+  """
+  del signals, key
+  failed = state.learning_rate
+  diverged = state.trial_diverged | (state.trial_lrs >= failed)
+  smaller = ~diverged & (state.trial_lrs < failed)
+  best = jnp.argmin(jnp.where(smaller, state.trial_forecasts, jnp.inf))
+  lr = jnp.where(jnp.any(smaller), state.trial_lrs[best],
+                 jnp.maximum(failed / 10, cfg.min_lr))
+  return state._replace(
+      phase_step=jnp.zeros_like(state.phase_step),
+      learning_rate=lr.astype(jnp.float32),
+      trial_diverged=diverged,
+  )
+
+
+def start_stage(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
+                key: jax.Array) -> AutoLRSState:
+  """An exploitation (or the warm-up) ended: a new stage's first probe, at random."""
+  is_new_stage = state.phase == EXPLOIT  # Else warm-up just ended.
+  lr = random_lr(cfg, key)
+  return state._replace(
+      stage=state.stage + is_new_stage.astype(jnp.int32),
+      phase=jnp.asarray(PROBE, jnp.int32),
+      trial=jnp.zeros_like(state.trial),
+      phase_step=jnp.zeros_like(state.phase_step),
+      learning_rate=lr,
+      trial_lrs=jnp.zeros_like(state.trial_lrs).at[0].set(lr),
+      trial_forecasts=jnp.zeros_like(state.trial_forecasts),
+      trial_diverged=jnp.zeros_like(state.trial_diverged),
+      probe_losses=jnp.zeros_like(signals.losses),
+  )
+
+
+# Indexed by the events CONTINUE, NEXT_TRIAL, START_EXPLOIT, START_STAGE, RETRY_EXPLOIT.
+TRANSITIONS = (continue_phase, next_trial, start_exploit, start_stage, retry_exploit)
+
+
+def without_trees(state: AutoLRSState) -> AutoLRSState:
+  """The controller's small fields only.
+
+  Params-sized operands of ``lax.switch`` would be copied in and out of its
+  branches at every step, so they stay outside it.
+  """
+  return state._replace(snapshot_params=None, snapshot_base_state=None, base_state=None)
+
+
+def transition(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> AutoLRSState:
+  """Runs the transition of this step's event; advances the count and the key."""
+  key, subkey = jax.random.split(state.key)
+  branches = [functools.partial(fn, cfg) for fn in TRANSITIONS]
+  controller = jax.lax.switch(choose_event(cfg, state, signals), branches,
+                              without_trees(state), signals, subkey)
+  return controller._replace(
+      count=state.count + 1,
+      key=key,
+      stage_loss=signals.stage_loss,
+      exploit_loss=signals.exploit_loss,
+      wants_validation=cfg.stages.is_validation_step(
+          controller.stage, controller.phase == PROBE, controller.phase_step),
+  )
+
+
+# --- The transformation ------------------------------------------------------
+
+
+def _losses(cfg: AutoLRSConfig, state: AutoLRSState, value, validation_value):
+  """``(value, score, validating)``: the loss, and what scores this step's probe."""
+  value = _common.check_loss(value, "value", "autolrs")
+  validating = validation_value is not None
+  if validating:
+    validation_value = _common.check_loss(validation_value, "validation_value", "autolrs")
+  if cfg.axis_name is not None:
+    value = jax.lax.pmean(value, cfg.axis_name)
+    if validating:
+      validation_value = jax.lax.pmean(validation_value, cfg.axis_name)
+  score = value
+  if validating:
+    score = jnp.where(state.wants_validation, validation_value, value)
+  return value, score, validating
+
+
+def _check_params(params, state: AutoLRSState) -> None:
+  if params is None:
+    raise ValueError("autolrs needs params: call update(grads, state, params, value=loss).")
+  if jax.tree.structure(params) != jax.tree.structure(state.snapshot_params):
+    raise ValueError(
+        "params must have the tree structure given to init: got "
+        f"{jax.tree.structure(params)}, expected {jax.tree.structure(state.snapshot_params)}.")
+
+
+def autolrs(
+    base_optimizer: optax.GradientTransformation,
+    *,
+    min_lr: float,
+    max_lr: float,
+    tau: int = 1000,
+    tau_probe: int | None = None,
+    num_trials: int = 10,
+    tau_max: int = 8000,
+    warmup_steps: int = 0,
+    warmup_lr: float | None = None,
+    acquisition: str = "lcb",
+    kappa: float = 1000.0,
+    grid_size: int = 512,
+    validation_points: int = 16,
+    validation_from_stage: int | None = None,
+    max_probe_drift: float = 2.0,
+    axis_name: str | None = None,
+    seed: int = 0,
+) -> optax.GradientTransformationExtraArgs:
+  """AutoLRS: the learning rate of each stage, chosen by Bayesian optimisation.
+
+  Wraps ``base_optimizer``, built with learning rate 1.0, and multiplies its
+  updates by the learning rate AutoLRS chooses. That is exact for every optax
+  optimizer that ends in ``scale_by_learning_rate`` (``sgd``, ``adam``,
+  ``adamw``, ``lion``, ...): their update is linear in the learning rate. For
+  an optimizer whose state depends on the learning rate (e.g. weight decay
+  applied before the scaling is fine, a learning rate used inside
+  preconditioning is not) the scaling is only approximate.
+
+  Every call must pass the minibatch loss of the current parameters as
+  ``value``. The schedule, per stage:
+
+  1. At its first step the stage snapshots ``params`` and the base state.
+  2. ``num_trials`` probes of ``tau_probe`` steps. Each starts from the
+     snapshot at an LR proposed by BO (the first one at random), records its
+     losses, and at its last step returns ``snapshot - params`` as the update
+     (that step's gradient is not applied) and swaps the base state back.
+     Its losses are fitted by ``a exp(-r t) + c`` to forecast the loss after
+     ``tau`` steps, which becomes a GP observation at ``log lr``.
+  3. ``tau`` steps at the LR with the lowest forecast.
+  4. ``tau`` and ``tau_probe`` double unless ``2 tau > tau_max``.
+
+  So a stage costs ``num_trials * tau_probe + tau`` update calls, of which the
+  probes are search. A probe diverges when its loss is NaN/Inf, or when its
+  next step would be non-finite or carry the parameters more than
+  ``max_probe_drift`` times their norm away from the snapshot; it then ends at
+  once (restoring, without applying that step) and is scored as the worst
+  loss seen in the stage; so is a probe whose loss exploded while staying
+  finite (the median of its last quarter above 3x that of its first). Once an
+  LR diverged, BO proposes only smaller ones for the rest of the stage; if
+  all probes of a stage diverge the stage trains at ``min_lr``. Outside probes a
+  step whose loss or update is NaN/Inf is skipped (zero update, base state
+  unchanged, the step still counts). NaN never reaches the GP or the
+  parameters. An exploitation whose loss (a ten-step moving average) climbs
+  above 3x the stage's starting loss was a bad pick that short probes could
+  not see: it restarts from the snapshot at the best-forecast smaller LR that
+  did not diverge (or a tenth of its LR), the steps spent still counting.
+
+  **Validation loss.** From the stage after ``tau`` first reaches its maximum
+  on, the reference scores probes on the validation loss, measured at
+  ``validation_points`` evenly spaced probe steps. Pass it as
+  ``validation_value``; ``state.wants_validation`` (a traced boolean, read it
+  with :func:`autolrs_jax.find_state`) says at which steps it is used, so it
+  can be computed under ``jax.lax.cond`` inside the jitted step. Without
+  ``validation_value`` the training loss scores every probe.
+  ``validation_from_stage=0`` scores every stage's probes on it.
+
+  Args:
+    base_optimizer: the optimizer to schedule, with learning rate 1.0.
+    min_lr: lower end of the (log-uniform) search range; > 0.
+    max_lr: upper end of the search range; > ``min_lr``.
+    tau: training steps of the first stage's exploitation.
+    tau_probe: steps of each probe in the first stage; default ``tau // 10``.
+      At least 2 and less than ``tau``.
+    num_trials: probes (BO evaluations) per stage.
+    tau_max: ``tau`` doubles after each stage while it stays <= ``tau_max``.
+    warmup_steps: steps of linear warm-up before the first stage,
+      ``lr = warmup_lr * (step + 1) / warmup_steps``.
+    warmup_lr: LR reached at the end of warm-up; default ``max_lr``.
+    acquisition: ``'lcb'`` (lower confidence bound) or ``'ei'`` (expected
+      improvement).
+    kappa: exploration weight of ``'lcb'``. The reference's 1e6 and the
+      paper's 1e3 make the search space-filling, so that the final choice
+      rests on the argmin of the forecasts.
+    grid_size: candidate log-LRs on which the acquisition is minimised.
+    validation_points: validation losses per probe in validation stages.
+    validation_from_stage: the first stage whose probes score
+      ``validation_value``. Default: as in the reference, the stage after the
+      first one at ``tau_max``; 0 scores every probe on the validation loss.
+    max_probe_drift: a probe ends as diverged before a step that would move
+      the parameters farther than this times the snapshot's norm from the
+      snapshot (global L2 norms). This keeps the restore ``p + (s - p)``
+      accurate: it is exact whenever each ``p`` is within a factor 2 of ``s``
+      (Sterbenz) and otherwise off by at most an ulp of ``|p|``.
+    axis_name: set under ``jax.pmap``/``shard_map``: ``value`` (and
+      ``validation_value``) are averaged over this axis, so every replica takes
+      the same decisions. Gradients are the caller's business, as for any
+      optax optimizer.
+    seed: seeds the random first proposal of each stage.
+
+  Returns:
+    A :class:`optax.GradientTransformationExtraArgs`. Its ``update`` takes
+    ``(updates, state, params, *, value, validation_value=None,
+    **extra_args)``; extra arguments are forwarded to ``base_optimizer`` if
+    it takes them.
+
+  Examples:
+    >>> import jax, jax.numpy as jnp, optax
+    >>> import autolrs_jax
+    >>> tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3,
+    ...                          max_lr=1.0, tau=20, num_trials=3)
+    >>> params = {'w': jnp.ones(3)}
+    >>> state = tx.init(params)
+    >>> loss_fn = lambda p: jnp.sum(p['w'] ** 2)
+    >>> step = jax.jit(lambda p, s: tx.update(jax.grad(loss_fn)(p), s, p,
+    ...                                       value=loss_fn(p)))
+    >>> for _ in range(10):  # Three probes of two steps, then exploitation.
+    ...   updates, state = step(params, state)
+    ...   params = optax.apply_updates(params, updates)
+    >>> autolrs_jax.describe(state)['phase']
+    'exploit'
+
+  References:
+    Jin et al., `AutoLRS: Automatic Learning-Rate Schedule by Bayesian
+    Optimization on the Fly <https://arxiv.org/abs/2105.10762>`_, ICLR 2021.
+  """
+  if tau_probe is None:
+    tau_probe = tau // 10
+  _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max, warmup_steps,
+            warmup_lr, acquisition, kappa, grid_size, validation_points,
+            validation_from_stage, max_probe_drift)
+  cfg = AutoLRSConfig(
+      min_lr=min_lr, max_lr=max_lr, num_trials=num_trials, warmup_steps=warmup_steps,
+      warmup_lr=max_lr if warmup_lr is None else warmup_lr, acquisition=acquisition,
+      kappa=kappa, grid_size=grid_size, max_probe_drift=max_probe_drift,
+      axis_name=axis_name, seed=seed,
+      stages=_stages.doubling_schedule(tau, tau_probe, tau_max, validation_points,
+                                       validation_from_stage))
+  base_optimizer = optax.with_extra_args_support(base_optimizer)
+
+  def init_fn(params):
+    base_state = base_optimizer.init(params)
+    controller = _common.build_on_mesh_of(params, functools.partial(init_controller, cfg))
+    # Copies, never aliases: a state whose leaves share buffers with the params
+    # or with each other cannot be donated to a jitted step.
+    copy = lambda tree: jax.tree.map(jnp.array, tree)
+    return controller._replace(snapshot_params=copy(params),
+                               snapshot_base_state=copy(base_state),
+                               base_state=base_state)
+
+  def update_fn(updates, state, params=None, *, value=None, validation_value=None,
+                **extra_args):
+    _check_params(params, state)
+    value, score, validating = _losses(cfg, state, value, validation_value)
+    stage_starts, snapshot_params, snapshot_base_state = take_snapshot(state, params)
+    base_updates, stepped_base_state = base_optimizer.update(
+        updates, state.base_state, params, **extra_args)
+    scaled = _common.scale_updates(base_updates, state.learning_rate)
+    signals = observe(cfg, state, value=value, score=score, validating=validating,
+                      params=params, scaled=scaled, snapshot_params=snapshot_params,
+                      stage_starts=stage_starts)
+    new_updates = next_updates(signals, scaled=scaled, params=params,
+                               snapshot_params=snapshot_params)
+    base_state = next_base_state(signals, stepped=stepped_base_state,
+                                 current=state.base_state, snapshot=snapshot_base_state)
+    controller = transition(cfg, state, signals)
+    return new_updates, controller._replace(snapshot_params=snapshot_params,
+                                            snapshot_base_state=snapshot_base_state,
+                                            base_state=base_state)
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max,
+              warmup_steps, warmup_lr, acquisition, kappa, grid_size,
+              validation_points, validation_from_stage, max_probe_drift):
+  """Raises ValueError naming the first bad hyper-parameter."""
+  check = _common.check
+  check(min_lr > 0, "min_lr", "> 0", min_lr)
+  check(max_lr > min_lr, "max_lr", f"> min_lr = {min_lr}", max_lr)
+  check(tau_probe >= 2, "tau_probe", ">= 2", tau_probe)
+  check(tau_probe < tau, "tau_probe", f"< tau = {tau}", tau_probe)
+  check(num_trials >= 1, "num_trials", ">= 1", num_trials)
+  check(tau_max >= tau, "tau_max", f">= tau = {tau}", tau_max)
+  check(warmup_steps >= 0, "warmup_steps", ">= 0", warmup_steps)
+  check(warmup_lr is None or warmup_lr > 0, "warmup_lr", "> 0", warmup_lr)
+  check(acquisition in bo.ACQUISITIONS, "acquisition", f"one of {bo.ACQUISITIONS}",
+        acquisition)
+  check(kappa >= 0, "kappa", ">= 0", kappa)
+  check(grid_size >= max(num_trials, 2), "grid_size", ">= max(num_trials, 2)", grid_size)
+  check(validation_points >= 1, "validation_points", ">= 1", validation_points)
+  check(validation_from_stage is None or validation_from_stage >= 0,
+        "validation_from_stage", ">= 0", validation_from_stage)
+  check(max_probe_drift > 0, "max_probe_drift", "> 0", max_probe_drift)
+
+
+def describe_state(s: AutoLRSState) -> dict[str, Any]:
+  """The fields of :func:`autolrs_jax.describe` for an AutoLRS state."""
+  return {
+      "controller": "autolrs",
+      "step": int(s.count),
+      "stage": int(s.stage),
+      "phase": PHASE_NAMES[int(s.phase)],
+      "trial": int(s.trial),
+      "phase_step": int(s.phase_step),
+      "learning_rate": float(s.learning_rate),
+      "wants_validation": bool(s.wants_validation),
+  }

@@ -1,0 +1,72 @@
+"""Helpers shared by the learning-rate controllers (a leaf: imports nothing local)."""
+
+from typing import Callable, TypeVar
+
+import jax
+import jax.numpy as jnp
+import optax
+
+T = TypeVar("T")
+
+
+def check_loss(value, name: str, controller: str) -> jax.Array:
+  """The ``value=``-style loss of an update call, as a float32 scalar.
+
+  Raises at trace time, naming the argument: a controller cannot run without
+  the loss of the current step.
+  """
+  if value is None:
+    raise TypeError(
+        f"{controller} needs the loss of the current step: call "
+        f"update(grads, state, params, {name}=loss)."
+    )
+  value = jnp.asarray(value)
+  if value.shape != ():
+    raise ValueError(f"{name} must be a scalar, got shape {value.shape}.")
+  if not jnp.issubdtype(value.dtype, jnp.floating):
+    raise ValueError(f"{name} must be a floating-point scalar, got {value.dtype}.")
+  return value.astype(jnp.float32)
+
+
+def all_finite(tree) -> jax.Array:
+  """Whether every element of every leaf is finite (a traced boolean)."""
+  leaves = jax.tree.leaves(tree)
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def scale_updates(updates: optax.Updates, learning_rate: jax.Array) -> optax.Updates:
+  """``learning_rate * updates``, each leaf keeping its dtype."""
+  return jax.tree.map(lambda u: (learning_rate * u).astype(u.dtype), updates)
+
+
+def relative_distance(params, step, origin) -> jax.Array:
+  """``|params + step - origin| / |origin|``, in float32 global L2 norms."""
+  sq = lambda x: jnp.sum(jnp.square(x.astype(jnp.float32)))
+  moved = sum(sq(p + u - s) for p, u, s in zip(
+      jax.tree.leaves(params), jax.tree.leaves(step), jax.tree.leaves(origin)))
+  size = sum(sq(s) for s in jax.tree.leaves(origin))
+  return jnp.sqrt(moved) / jnp.maximum(jnp.sqrt(size), 1e-12)
+
+
+def build_on_mesh_of(params, make: Callable[[], T]) -> T:
+  """Calls ``make()``, placing its arrays replicated on the params' mesh.
+
+  Under ``jit`` with shardings, the updated state comes back on the mesh of
+  the params; an eagerly initialised state must start there too, or every
+  scalar's sharding would change at the first update. Building under ``jit``
+  with ``out_shardings`` also works across processes, where a mesh spans
+  devices that this process cannot address.
+  """
+  shardings = [x.sharding for x in jax.tree.leaves(params)
+               if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)]
+  named = [s for s in shardings if isinstance(s, jax.sharding.NamedSharding)]
+  if not named:
+    return make()
+  replicated = jax.sharding.NamedSharding(named[0].mesh, jax.sharding.PartitionSpec())
+  return jax.jit(make, out_shardings=replicated)()
+
+
+def check(ok: bool, name: str, rule: str, value) -> None:
+  """Raises ``ValueError`` naming the hyper-parameter ``name`` unless ``ok``."""
+  if not ok:
+    raise ValueError(f"{name} must be {rule}, got {name} = {value!r}.")

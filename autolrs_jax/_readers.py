@@ -1,0 +1,91 @@
+"""Reading a controller's state out of any optimizer state: find, describe, BO data.
+
+Depends on the controllers; neither controller imports it.
+"""
+
+import sys
+from typing import Any
+
+import jax
+
+from autolrs_jax import _autolrs
+from autolrs_jax import _exptest
+
+# Each controller's state class and the function that describes it for logging.
+_DESCRIBERS = {
+    _autolrs.AutoLRSState: _autolrs.describe_state,
+    _exptest.ExpTestState: _exptest.describe_state,
+}
+
+
+def _as_pure(tree: Any) -> Any:
+  """Replaces ``flax.nnx`` variables (``nnx.Optimizer.opt_state``) by their values.
+
+  Without ``flax.nnx`` imported, no tree can hold one.
+  """
+  nnx = sys.modules.get("flax.nnx")
+  return tree if nnx is None else nnx.as_pure(tree)
+
+
+def find_state(tree: Any, kind: Any = _autolrs.AutoLRSState) -> Any:
+  """Finds a controller's state in an optimizer state tree.
+
+  Args:
+    tree: the state of :func:`autolrs_jax.autolrs` (or of another controller)
+      itself, of an ``optax.chain`` holding it, or an ``nnx.Optimizer``'s
+      ``opt_state``.
+    kind: the state class to look for, or a tuple of them; None for any known
+      controller state (:class:`autolrs_jax.AutoLRSState`,
+      :class:`autolrs_jax.ExpTestState`). The default finds AutoLRS only, so
+      that ``find_state`` raising still means "no AutoLRS here".
+
+  Returns:
+    The (single) matching state, with plain arrays as leaves. Works inside
+    ``jit`` too, e.g. to read ``wants_validation``.
+
+  Raises:
+    ValueError: if the tree holds no matching state, or more than one.
+  """
+  kinds = tuple(_DESCRIBERS) if kind is None else kind
+  kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+  is_state = lambda x: isinstance(x, kinds)
+  found = [x for x in jax.tree.leaves(tree, is_leaf=is_state) if is_state(x)]
+  if len(found) != 1:
+    names = " or ".join(k.__name__ for k in kinds)
+    raise ValueError(f"expected one {names} in the tree, found {len(found)}.")
+  return _as_pure(found[0])
+
+
+def describe(tree: Any) -> dict[str, Any]:
+  """The controller's position as Python values, for logging (a host sync).
+
+  Works for any known controller (``find_state(tree, kind=None)``).
+
+  Returns:
+    A dict with the common fields ``controller`` (``'autolrs'`` or
+    ``'exptest'``), ``step``, ``phase`` (a name) and ``learning_rate``
+    (applied by the next update), plus each controller's own: for AutoLRS
+    ``stage``, ``trial``, ``phase_step`` and ``wants_validation``; for ExpTest
+    ``windows`` (tested so far), ``window_step`` (points in the current
+    window), ``block_size``, ``outcome`` (last window's, a name),
+    ``statistic`` and ``p_value`` (last window's F and one-sided p-value),
+    ``drop``, ``num_decreases`` and ``num_cuts``.
+  """
+  state = find_state(tree, kind=None)
+  return _DESCRIBERS[type(state)](state)
+
+
+def bo_observations(tree: Any) -> dict[str, jax.Array]:
+  """The current stage's BO data: finished probes' LRs and forecasts.
+
+  Returns:
+    A dict of arrays ``learning_rates``, ``forecasts`` and ``diverged``, each
+    holding one entry per finished probe of the current stage.
+  """
+  s = find_state(tree)
+  n = int(s.trial)
+  return {
+      "learning_rates": s.trial_lrs[:n],
+      "forecasts": s.trial_forecasts[:n],
+      "diverged": s.trial_diverged[:n],
+  }

@@ -1,0 +1,183 @@
+"""AutoLRS's state machine, one transition at a time, on hand-built states."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from autolrs_jax import _autolrs as A
+from autolrs_jax import _stages
+from autolrs_jax import forecast
+
+NUM_TRIALS, TAU, TAU_PROBE = 3, 20, 4
+KEY = A.jax.random.key(0)
+
+
+def config(**kw):
+  kw = dict(min_lr=1e-3, max_lr=1.0, num_trials=NUM_TRIALS, warmup_steps=0, warmup_lr=1.0,
+            acquisition="lcb", kappa=2.0, grid_size=64, max_probe_drift=2.0, axis_name=None,
+            seed=0, stages=_stages.doubling_schedule(TAU, TAU_PROBE, 2 * TAU, 2, None)) | kw
+  return A.AutoLRSConfig(**kw)
+
+
+def controller(cfg, **fields):
+  return A.init_controller(cfg)._replace(**fields)
+
+
+def signals(cfg, **kw):
+  n = cfg.stages.max_tau_probe
+  false = jnp.asarray(False)
+  base = dict(losses=jnp.zeros([n], jnp.float32), observed=jnp.zeros([n], bool),
+              diverged_now=false, stage_starts=false, probe_ends=false, exploit_ends=false,
+              exploit_blows_up=false, warmup_ends=false, skip=false,
+              stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0))
+  return A.Signals(**(base | kw))
+
+
+def decaying_probe(cfg, level=1.0):
+  """A probe's full record: a clean exponential decay towards ``level / 2``."""
+  t = jnp.arange(cfg.stages.max_tau_probe, dtype=jnp.float32)
+  return dict(losses=level * (0.5 + 0.5 * jnp.exp(-t / 2.0)), observed=t < TAU_PROBE)
+
+
+def test_continue_counts_the_step_and_keeps_the_probe_record():
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(1),
+                 learning_rate=jnp.float32(0.3))
+  sig = signals(cfg, losses=jnp.arange(cfg.stages.max_tau_probe, dtype=jnp.float32))
+  out = A.continue_phase(cfg, s, sig, KEY)
+  assert int(out.phase_step) == 2 and float(out.learning_rate) == pytest.approx(0.3)
+  np.testing.assert_array_equal(out.probe_losses, sig.losses)
+
+
+def test_continue_ramps_the_warmup_lr_for_the_next_step():
+  cfg = config(warmup_steps=4, warmup_lr=0.8)
+  s = controller(cfg, phase=jnp.int32(A.WARMUP), count=jnp.int32(1))
+  out = A.continue_phase(cfg, s, signals(cfg), KEY)
+  assert float(out.learning_rate) == pytest.approx(0.8 * 3 / 4)  # Step 2 of 4 applies it.
+
+
+def test_next_trial_records_the_forecast_and_proposes_below_a_diverged_lr():
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(1),
+                 phase_step=jnp.int32(TAU_PROBE - 1),
+                 trial_lrs=jnp.asarray([0.5, 0.01, 0.0], jnp.float32),
+                 trial_forecasts=jnp.asarray([7.0, 0.0, 0.0], jnp.float32),
+                 trial_diverged=jnp.asarray([True, False, False]))
+  probe = decaying_probe(cfg)
+  out = A.next_trial(cfg, s, signals(cfg, **probe), KEY)
+  assert int(out.trial) == 2 and int(out.phase_step) == 0
+  want, _ = forecast.forecast(probe["losses"], probe["observed"], TAU_PROBE, TAU)
+  assert float(out.trial_forecasts[1]) == float(want) < float(probe["losses"][TAU_PROBE - 1])
+  assert not bool(out.trial_diverged[1])
+  lr = float(out.learning_rate)
+  assert cfg.min_lr <= lr < 0.5  # Never at or above the diverged 0.5.
+  assert float(out.trial_lrs[2]) == lr
+  np.testing.assert_array_equal(out.probe_losses, 0.0)
+
+
+def test_next_trial_scores_a_diverged_probe_as_the_worst_loss_seen():
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(1),
+                 trial_forecasts=jnp.asarray([3.0, 0.0, 0.0], jnp.float32))
+  probe = decaying_probe(cfg)
+  out = A.next_trial(cfg, s, signals(cfg, diverged_now=jnp.asarray(True), **probe), KEY)
+  assert bool(out.trial_diverged[1])
+  assert float(out.trial_forecasts[1]) == 3.0  # Worse than any loss of the probe itself.
+
+
+def test_start_exploit_takes_the_lowest_forecast():
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(NUM_TRIALS - 1),
+                 trial_lrs=jnp.asarray([0.1, 0.02, 0.3], jnp.float32),
+                 trial_forecasts=jnp.asarray([0.9, 0.7, 0.0], jnp.float32))
+  probe = decaying_probe(cfg, level=4.0)  # Forecast far above the others.
+  out = A.start_exploit(cfg, s, signals(cfg, **probe), KEY)
+  assert int(out.phase) == A.EXPLOIT and int(out.phase_step) == 0
+  assert float(out.trial_forecasts[2]) > 0.9
+  assert float(out.learning_rate) == pytest.approx(0.02)
+
+
+def test_start_exploit_falls_back_to_min_lr_when_every_probe_diverged():
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(NUM_TRIALS - 1),
+                 trial_lrs=jnp.asarray([0.1, 0.2, 0.3], jnp.float32),
+                 trial_diverged=jnp.asarray([True, True, False]))
+  sig = signals(cfg, diverged_now=jnp.asarray(True), **decaying_probe(cfg))
+  out = A.start_exploit(cfg, s, sig, KEY)
+  assert float(out.learning_rate) == pytest.approx(cfg.min_lr)
+
+
+@pytest.mark.parametrize("diverged,want", [
+    ([False, False, False], 0.02),  # The best forecast among smaller LRs.
+    ([False, True, False], 0.01),  # 0.02 diverged: the next best smaller one.
+    ([True, True, False], 0.03),  # None smaller is left: a tenth of the failed LR.
+])
+def test_retry_exploit_restarts_at_a_smaller_lr(diverged, want):
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(7),
+                 learning_rate=jnp.float32(0.3),
+                 trial_lrs=jnp.asarray([0.01, 0.02, 0.3], jnp.float32),
+                 trial_forecasts=jnp.asarray([0.8, 0.6, 0.1], jnp.float32),
+                 trial_diverged=jnp.asarray(diverged))
+  out = A.retry_exploit(cfg, s, signals(cfg), KEY)
+  assert int(out.phase) == A.EXPLOIT and int(out.phase_step) == 0
+  assert float(out.learning_rate) == pytest.approx(want)
+  assert bool(out.trial_diverged[2])  # The failed LR counts as diverged.
+
+
+@pytest.mark.parametrize("phase,stage_after", [(A.EXPLOIT, 3), (A.WARMUP, 2)])
+def test_start_stage_opens_a_stage_at_a_random_lr(phase, stage_after):
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(phase), stage=jnp.int32(2), trial=jnp.int32(3),
+                 phase_step=jnp.int32(5), trial_forecasts=jnp.ones([NUM_TRIALS]),
+                 trial_diverged=jnp.ones([NUM_TRIALS], bool))
+  out = A.start_stage(cfg, s, signals(cfg), KEY)
+  assert int(out.stage) == stage_after and int(out.phase) == A.PROBE
+  assert int(out.trial) == 0 and int(out.phase_step) == 0
+  lr = float(out.learning_rate)
+  assert cfg.min_lr * 0.999 <= lr <= cfg.max_lr * 1.001
+  assert float(out.trial_lrs[0]) == lr
+  assert not np.any(out.trial_diverged) and not np.any(out.trial_forecasts)
+
+
+@pytest.mark.parametrize("trial,flags,want", [
+    (0, {}, A.CONTINUE),
+    (0, {"probe_ends": True}, A.NEXT_TRIAL),
+    (NUM_TRIALS - 1, {"probe_ends": True}, A.START_EXPLOIT),
+    (0, {"exploit_ends": True}, A.START_STAGE),
+    (0, {"warmup_ends": True}, A.START_STAGE),
+    (0, {"exploit_blows_up": True}, A.RETRY_EXPLOIT),
+])
+def test_choose_event(trial, flags, want):
+  cfg = config()
+  s = controller(cfg, trial=jnp.int32(trial))
+  sig = signals(cfg, **{k: jnp.asarray(v) for k, v in flags.items()})
+  assert int(A.choose_event(cfg, s, sig)) == want
+
+
+def test_observe_ends_a_probe_at_its_last_step_or_on_a_nan():
+  cfg = config()
+  params = {"w": jnp.ones(3)}
+  scaled = {"w": jnp.full(3, -0.1)}
+  kw = dict(validating=False, params=params, scaled=scaled, snapshot_params=params,
+            stage_starts=jnp.asarray(False))
+  for phase_step, loss, ends in ((1, 1.0, False), (TAU_PROBE - 1, 1.0, True), (1, np.nan, True)):
+    s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(phase_step))
+    loss = jnp.float32(loss)
+    sig = A.observe(cfg, s, value=loss, score=loss, **kw)
+    assert bool(sig.probe_ends) == ends and not bool(sig.skip)
+    assert bool(sig.observed[phase_step]) and not bool(sig.observed[phase_step + 1])
+
+
+def test_observe_skips_a_nan_step_outside_probes_and_flags_a_blow_up():
+  cfg = config()
+  params = {"w": jnp.ones(3)}
+  kw = dict(validating=False, params=params, snapshot_params=params,
+            stage_starts=jnp.asarray(False), scaled={"w": jnp.full(3, -0.1)})
+  s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(5),
+                 stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0))
+  nan = jnp.float32(jnp.nan)
+  assert bool(A.observe(cfg, s, value=nan, score=nan, **kw).skip)
+  high = jnp.float32(40.0)  # Moves the ten-step average to 4.9 > 3x the stage's 1.0.
+  sig = A.observe(cfg, s, value=high, score=high, **kw)
+  assert bool(sig.exploit_blows_up) and not bool(sig.exploit_ends) and bool(sig.restores)
