@@ -83,7 +83,6 @@ class AutoLRSConfig(NamedTuple):
 
   min_lr: float
   max_lr: float
-  num_trials: int
   warmup_steps: int
   warmup_lr: float
   acquisition: str
@@ -93,6 +92,11 @@ class AutoLRSConfig(NamedTuple):
   axis_name: str | None
   seed: int
   stages: _stages.StageSchedule
+
+  @property
+  def num_trials(self) -> int:
+    """Size of the BO buffers: the most probes of any stage."""
+    return self.stages.max_trials
 
   @property
   def grid(self) -> jax.Array:
@@ -265,7 +269,7 @@ def next_base_state(signals: Signals, *, stepped, current, snapshot):
 
 def choose_event(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> jax.Array:
   """The transition that ends this step (an index of :data:`TRANSITIONS`)."""
-  last_trial = state.trial == cfg.num_trials - 1
+  last_trial = state.trial == cfg.stages.trials(state.stage) - 1
   return jnp.where(
       signals.probe_ends,
       jnp.where(last_trial, START_EXPLOIT, NEXT_TRIAL),
@@ -595,12 +599,12 @@ def autolrs(
             warmup_lr, acquisition, kappa, grid_size, validation_points,
             validation_from_stage, max_probe_drift)
   cfg = AutoLRSConfig(
-      min_lr=min_lr, max_lr=max_lr, num_trials=num_trials, warmup_steps=warmup_steps,
+      min_lr=min_lr, max_lr=max_lr, warmup_steps=warmup_steps,
       warmup_lr=max_lr if warmup_lr is None else warmup_lr, acquisition=acquisition,
       kappa=kappa, grid_size=grid_size, max_probe_drift=max_probe_drift,
       axis_name=axis_name, seed=seed,
-      stages=_stages.doubling_schedule(tau, tau_probe, tau_max, validation_points,
-                                       validation_from_stage))
+      stages=_stages.doubling_schedule(tau, tau_probe, num_trials, tau_max,
+                                       validation_points, validation_from_stage))
   base_optimizer = optax.with_extra_args_support(base_optimizer)
 
   def init_fn(params):

@@ -1,5 +1,11 @@
-"""The stage arithmetic of AutoLRS: how long each stage probes and exploits."""
+"""The stage arithmetic of AutoLRS: how long each stage probes and exploits.
 
+Two plans: the paper's (:func:`doubling_schedule`, stages without end) and the
+budget's (:func:`budget_schedule`, stages that fill ``total_steps`` exactly
+and end with an anneal).
+"""
+
+import math
 from typing import NamedTuple
 
 import jax
@@ -7,27 +13,63 @@ import jax.numpy as jnp
 
 
 class StageSchedule(NamedTuple):
-  """Static lengths of the stages, derived from the hyper-parameters.
+  """Static lengths of the stages, one entry per stage; the last one repeats.
 
-  Stage ``i`` runs probes of ``tau_probe * 2**min(i, num_doublings)`` steps
-  and exploits for ``tau * 2**min(i, num_doublings)`` steps.
+  Stage ``i`` runs ``num_trials[i]`` probes of ``probe_steps[i]`` steps, then
+  exploits for ``exploit_steps[i]`` steps. With a budget, ``stage_ends[i]`` is
+  the update call at which stage ``i`` ends, whatever happened inside it, and
+  the last ``anneal_steps`` calls of ``total_steps`` anneal the LR to zero.
   """
 
-  tau: int  # Exploitation steps of the first stage.
-  tau_probe: int  # Steps of each probe of the first stage.
-  num_doublings: int  # Stages >= this index have tau at its maximum.
+  probe_steps: tuple[int, ...]  # Steps of each probe of stage i.
+  exploit_steps: tuple[int, ...]  # Exploitation steps of stage i (as planned).
+  num_trials: tuple[int, ...]  # Probes of stage i.
   validation_points: int  # Validation losses per probe in validation stages.
   validation_from_stage: int  # Probes of this stage on score the validation loss.
+  stage_ends: tuple[int, ...] | None = None  # Budget: first call after stage i.
+  anneal_steps: int = 0  # Budget: calls of the final anneal.
+
+  @property
+  def budgeted(self) -> bool:
+    return self.stage_ends is not None
+
+  @property
+  def num_stages(self) -> int:
+    return len(self.probe_steps)
+
+  @property
+  def total_steps(self) -> int | None:
+    return None if self.stage_ends is None else self.stage_ends[-1] + self.anneal_steps
 
   @property
   def max_tau_probe(self) -> int:
     """The longest probe: fixes the size of the probe-loss buffer."""
-    return self.tau_probe * 2**self.num_doublings
+    return max(self.probe_steps)
+
+  @property
+  def max_trials(self) -> int:
+    """The most probes of a stage: fixes the size of the BO buffers."""
+    return max(self.num_trials)
+
+  def _of(self, table: tuple[int, ...], stage: jax.Array) -> jax.Array:
+    if len(set(table)) == 1:
+      return jnp.asarray(table[0], jnp.int32)
+    return jnp.asarray(table, jnp.int32)[jnp.minimum(stage, len(table) - 1)]
 
   def lengths(self, stage: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(tau_probe, tau)`` of a (traced) stage index."""
-    factor = 2 ** jnp.minimum(stage, self.num_doublings)
-    return self.tau_probe * factor, self.tau * factor
+    return self._of(self.probe_steps, stage), self._of(self.exploit_steps, stage)
+
+  def trials(self, stage: jax.Array) -> jax.Array:
+    """Probes of a (traced) stage index."""
+    return self._of(self.num_trials, stage)
+
+  def stage_end(self, stage: jax.Array) -> jax.Array:
+    """Budget: the first update call after a (traced) stage index."""
+    return self._of(self.stage_ends, stage)
+
+  def is_last_stage(self, stage: jax.Array) -> jax.Array:
+    return stage >= self.num_stages - 1
 
   def uses_validation(self, stage: jax.Array) -> jax.Array:
     """Whether probes of this stage score the validation loss."""
@@ -45,7 +87,8 @@ class StageSchedule(NamedTuple):
     return in_probe & self.uses_validation(stage) & (phase_step % interval == interval - 1)
 
 
-def doubling_schedule(tau: int, tau_probe: int, tau_max: int, validation_points: int,
+def doubling_schedule(tau: int, tau_probe: int, num_trials: int, tau_max: int,
+                      validation_points: int,
                       validation_from_stage: int | None) -> StageSchedule:
   """The paper's schedule: ``tau`` and ``tau_probe`` double while ``tau <= tau_max``.
 
@@ -57,6 +100,51 @@ def doubling_schedule(tau: int, tau_probe: int, tau_max: int, validation_points:
     num_doublings += 1
   if validation_from_stage is None:
     validation_from_stage = num_doublings + 1
-  return StageSchedule(tau=tau, tau_probe=tau_probe, num_doublings=num_doublings,
+  factors = [2**i for i in range(num_doublings + 1)]
+  return StageSchedule(probe_steps=tuple(tau_probe * f for f in factors),
+                       exploit_steps=tuple(tau * f for f in factors),
+                       num_trials=(num_trials,) * len(factors),
                        validation_points=validation_points,
                        validation_from_stage=validation_from_stage)
+
+
+class BudgetPlan(NamedTuple):
+  """How :func:`budget_schedule` splits a budget (all fractions of ``total_steps``)."""
+
+  anneal_fraction: float = 0.2  # The final anneal to zero.
+  stage_weights: tuple[float, ...] = (1.0, 2.0, 4.0)  # Relative lengths of the stages.
+  first_trials: int = 5  # Probes of the first stage (a global search).
+  later_trials: int = 3  # Probes of every later stage (a trust-region search).
+  probe_fraction: float = 0.15  # Of the budget spent probing, at most.
+  min_probe_steps: int = 4
+
+
+def budget_schedule(total_steps: int, plan: BudgetPlan, validation_points: int,
+                    validation_from_stage: int | None) -> StageSchedule:
+  """Stages that fill ``total_steps`` update calls exactly, then an anneal.
+
+  The first ``(1 - anneal_fraction)`` of the budget is cut into stages in the
+  proportions ``stage_weights``; each stage spends the same share of its
+  steps on probes, ``probe_fraction / (1 - anneal_fraction)``, so that probes
+  are ``probe_fraction`` of the budget (less where a probe would be shorter
+  than ``min_probe_steps``, which drops that stage's search share to it).
+  """
+  anneal = int(round(plan.anneal_fraction * total_steps))
+  stable = total_steps - anneal
+  weights = plan.stage_weights
+  bounds = [int(math.floor(stable * sum(weights[:i + 1]) / sum(weights)))
+            for i in range(len(weights))]
+  lengths = [b - a for a, b in zip([0] + bounds[:-1], bounds)]
+  trials = [plan.first_trials] + [plan.later_trials] * (len(weights) - 1)
+  share = plan.probe_fraction / max(1.0 - plan.anneal_fraction, 1e-9)
+  probes = [max(int(share * n / k), plan.min_probe_steps) for n, k in zip(lengths, trials)]
+  exploits = [n - k * p for n, k, p in zip(lengths, trials, probes)]
+  if min(exploits) < 1:
+    raise ValueError(
+        f"total_steps = {total_steps} is too small to plan {len(weights)} stages of "
+        f"probes of at least {plan.min_probe_steps} steps; give more steps.")
+  return StageSchedule(
+      probe_steps=tuple(probes), exploit_steps=tuple(exploits), num_trials=tuple(trials),
+      validation_points=validation_points,
+      validation_from_stage=0 if validation_from_stage is None else validation_from_stage,
+      stage_ends=tuple(bounds), anneal_steps=anneal)

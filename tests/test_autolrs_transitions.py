@@ -13,9 +13,10 @@ KEY = A.jax.random.key(0)
 
 
 def config(**kw):
-  kw = dict(min_lr=1e-3, max_lr=1.0, num_trials=NUM_TRIALS, warmup_steps=0, warmup_lr=1.0,
+  kw = dict(min_lr=1e-3, max_lr=1.0, warmup_steps=0, warmup_lr=1.0,
             acquisition="lcb", kappa=2.0, grid_size=64, max_probe_drift=2.0, axis_name=None,
-            seed=0, stages=_stages.doubling_schedule(TAU, TAU_PROBE, 2 * TAU, 2, None)) | kw
+            seed=0, stages=_stages.doubling_schedule(TAU, TAU_PROBE, NUM_TRIALS, 2 * TAU, 2,
+                                                     None)) | kw
   return A.AutoLRSConfig(**kw)
 
 
