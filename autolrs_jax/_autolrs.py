@@ -118,6 +118,8 @@ class Signals(NamedTuple):
   skip: jax.Array  # bool: a non-finite step outside probes, not applied.
   stage_loss: jax.Array  # float32: the stage's starting loss, updated.
   exploit_loss: jax.Array  # float32: the exploitation's moving average, updated.
+  probe_score: jax.Array  # float32: the ended probe's score (0 unless probe_ends).
+  probe_diverged: jax.Array  # bool: the ended probe diverged or exploded.
 
   @property
   def restores(self) -> jax.Array:
@@ -232,18 +234,26 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
                 _EXPLOIT_EMA * state.exploit_loss + (1 - _EXPLOIT_EMA) * value))
   exploit_blows_up = in_exploit & (state.phase_step >= _EXPLOIT_GRACE_STEPS) & (
       exploit_loss - stage_loss > (_EXPLODE_FACTOR - 1.0) * jnp.abs(stage_loss))
+  probe_ends = in_probe & ((state.phase_step == tau_probe - 1) | diverged_now)
+  # The forecast (a robust fit) runs only at the end of a probe.
+  probe_score, probe_diverged = jax.lax.cond(
+      probe_ends, functools.partial(score_probe, cfg),
+      lambda *_: (jnp.zeros([], jnp.float32), jnp.zeros([], bool)),
+      state, losses, observed, diverged_now)
   return Signals(
       losses=losses,
       observed=observed,
       diverged_now=diverged_now,
       stage_starts=stage_starts,
-      probe_ends=in_probe & ((state.phase_step == tau_probe - 1) | diverged_now),
+      probe_ends=probe_ends,
       exploit_ends=in_exploit & (state.phase_step == tau - 1) & ~exploit_blows_up,
       exploit_blows_up=exploit_blows_up,
       warmup_ends=(state.phase == WARMUP) & (state.count == cfg.warmup_steps - 1),
       skip=~in_probe & ~(step_finite & loss_ok),
       stage_loss=stage_loss,
       exploit_loss=exploit_loss,
+      probe_score=probe_score,
+      probe_diverged=probe_diverged,
   )
 
 
@@ -278,17 +288,17 @@ def choose_event(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> j
   )
 
 
-def score_probe(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals):
-  """``(score, diverged)`` of the probe that just ended.
+def score_probe(cfg: AutoLRSConfig, state: AutoLRSState, losses: jax.Array,
+                observed: jax.Array, diverged_now: jax.Array):
+  """``(score, diverged)`` of the probe that ends at this step.
 
   The score is the forecast loss after the stage's ``tau`` steps, finite, and
   pessimistic (the worst loss seen in the stage) when the probe diverged or
   its loss exploded.
   """
   tau_probe, tau = cfg.stages.lengths(state.stage)
-  losses, observed = signals.losses, signals.observed
   value, diverged = forecast_lib.forecast(losses, observed, tau_probe, tau)
-  diverged |= signals.diverged_now | forecast_lib.exploded(losses, observed)
+  diverged |= diverged_now | forecast_lib.exploded(losses, observed)
   previous = jnp.arange(cfg.num_trials) < state.trial
   seen = jnp.concatenate([
       jnp.where(observed & jnp.isfinite(losses), losses, -jnp.inf),
@@ -302,12 +312,12 @@ def score_probe(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals):
 
 def record_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> AutoLRSState:
   """Stores the ended probe's score as the stage's next BO observation."""
-  value, diverged = score_probe(cfg, state, signals)
+  del cfg
   i = state.trial
   return state._replace(
       trial=i + 1,
-      trial_forecasts=state.trial_forecasts.at[i].set(value),
-      trial_diverged=state.trial_diverged.at[i].set(diverged),
+      trial_forecasts=state.trial_forecasts.at[i].set(signals.probe_score),
+      trial_diverged=state.trial_diverged.at[i].set(signals.probe_diverged),
   )
 
 

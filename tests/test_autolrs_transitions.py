@@ -30,8 +30,17 @@ def signals(cfg, **kw):
   base = dict(losses=jnp.zeros([n], jnp.float32), observed=jnp.zeros([n], bool),
               diverged_now=false, stage_starts=false, probe_ends=false, exploit_ends=false,
               exploit_blows_up=false, warmup_ends=false, skip=false,
-              stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0))
+              stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0),
+              probe_score=jnp.float32(0.0), probe_diverged=false)
   return A.Signals(**(base | kw))
+
+
+def ended_probe(cfg, state, losses, observed, diverged_now=False):
+  """The signals of a probe's last step, scored as ``observe`` scores it."""
+  diverged_now = jnp.asarray(diverged_now)
+  score, diverged = A.score_probe(cfg, state, losses, observed, diverged_now)
+  return signals(cfg, losses=losses, observed=observed, diverged_now=diverged_now,
+                 probe_ends=jnp.asarray(True), probe_score=score, probe_diverged=diverged)
 
 
 def decaying_probe(cfg, level=1.0):
@@ -65,7 +74,7 @@ def test_next_trial_records_the_forecast_and_proposes_below_a_diverged_lr():
                  trial_forecasts=jnp.asarray([7.0, 0.0, 0.0], jnp.float32),
                  trial_diverged=jnp.asarray([True, False, False]))
   probe = decaying_probe(cfg)
-  out = A.next_trial(cfg, s, signals(cfg, **probe), KEY)
+  out = A.next_trial(cfg, s, ended_probe(cfg, s, **probe), KEY)
   assert int(out.trial) == 2 and int(out.phase_step) == 0
   want, _ = forecast.forecast(probe["losses"], probe["observed"], TAU_PROBE, TAU)
   assert float(out.trial_forecasts[1]) == float(want) < float(probe["losses"][TAU_PROBE - 1])
@@ -81,7 +90,7 @@ def test_next_trial_scores_a_diverged_probe_as_the_worst_loss_seen():
   s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(1),
                  trial_forecasts=jnp.asarray([3.0, 0.0, 0.0], jnp.float32))
   probe = decaying_probe(cfg)
-  out = A.next_trial(cfg, s, signals(cfg, diverged_now=jnp.asarray(True), **probe), KEY)
+  out = A.next_trial(cfg, s, ended_probe(cfg, s, diverged_now=True, **probe), KEY)
   assert bool(out.trial_diverged[1])
   assert float(out.trial_forecasts[1]) == 3.0  # Worse than any loss of the probe itself.
 
@@ -92,7 +101,7 @@ def test_start_exploit_takes_the_lowest_forecast():
                  trial_lrs=jnp.asarray([0.1, 0.02, 0.3], jnp.float32),
                  trial_forecasts=jnp.asarray([0.9, 0.7, 0.0], jnp.float32))
   probe = decaying_probe(cfg, level=4.0)  # Forecast far above the others.
-  out = A.start_exploit(cfg, s, signals(cfg, **probe), KEY)
+  out = A.start_exploit(cfg, s, ended_probe(cfg, s, **probe), KEY)
   assert int(out.phase) == A.EXPLOIT and int(out.phase_step) == 0
   assert float(out.trial_forecasts[2]) > 0.9
   assert float(out.learning_rate) == pytest.approx(0.02)
@@ -103,8 +112,8 @@ def test_start_exploit_falls_back_to_min_lr_when_every_probe_diverged():
   s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(NUM_TRIALS - 1),
                  trial_lrs=jnp.asarray([0.1, 0.2, 0.3], jnp.float32),
                  trial_diverged=jnp.asarray([True, True, False]))
-  sig = signals(cfg, diverged_now=jnp.asarray(True), **decaying_probe(cfg))
-  out = A.start_exploit(cfg, s, sig, KEY)
+  out = A.start_exploit(cfg, s, ended_probe(cfg, s, diverged_now=True, **decaying_probe(cfg)),
+                        KEY)
   assert float(out.learning_rate) == pytest.approx(cfg.min_lr)
 
 
