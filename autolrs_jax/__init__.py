@@ -5,6 +5,7 @@ Also an ExpTest-style controller (:func:`exptest`), the LRBench policies
 (:mod:`autolrs_jax.ensemble`).
 """
 
+from autolrs_jax._autolrs import ANNEAL
 from autolrs_jax._autolrs import AutoLRSState
 from autolrs_jax._autolrs import autolrs
 from autolrs_jax._autolrs import EXPLOIT
@@ -18,12 +19,15 @@ from autolrs_jax._exptest import TUNE
 from autolrs_jax._readers import bo_observations
 from autolrs_jax._readers import describe
 from autolrs_jax._readers import find_state
+from autolrs_jax._stages import BudgetPlan
 from autolrs_jax._windows import null_statistics
 from autolrs_jax._windows import window_test
 from autolrs_jax._windows import WindowTest
 
 __all__ = (
+    "ANNEAL",
     "AutoLRSState",
+    "BudgetPlan",
     "EXPLOIT",
     "ExpTestState",
     "PHASE_NAMES",

@@ -39,10 +39,11 @@ from autolrs_jax import forecast as forecast_lib
 WARMUP = 0
 PROBE = 1
 EXPLOIT = 2
-PHASE_NAMES = ("warmup", "probe", "exploit")
+ANNEAL = 3  # With a budget only: the final decay of the LR to zero.
+PHASE_NAMES = ("warmup", "probe", "exploit", "anneal")
 
 # Events that end a step: the indices of ``TRANSITIONS``.
-CONTINUE, NEXT_TRIAL, START_EXPLOIT, START_STAGE, RETRY_EXPLOIT = range(5)
+CONTINUE, NEXT_TRIAL, START_EXPLOIT, START_STAGE, RETRY_EXPLOIT, START_ANNEAL = range(6)
 
 # An exploitation blows up when its smoothed loss rises above the stage's
 # starting loss by this factor (as ``forecast.exploded`` judges probes).
@@ -92,6 +93,18 @@ class AutoLRSConfig(NamedTuple):
   axis_name: str | None
   seed: int
   stages: _stages.StageSchedule
+  budget: _stages.BudgetPlan | None = None  # None: the paper's schedule, without end.
+
+  @property
+  def budgeted(self) -> bool:
+    return self.budget is not None
+
+  @property
+  def trust_radius(self) -> float | None:
+    """Half-width of later stages' search region, in unit log-LR; None for none."""
+    if not self.budgeted or self.budget.trust_region is None:
+      return None
+    return math.log(self.budget.trust_region) / (math.log(self.max_lr) - math.log(self.min_lr))
 
   @property
   def num_trials(self) -> int:
@@ -120,11 +133,12 @@ class Signals(NamedTuple):
   exploit_loss: jax.Array  # float32: the exploitation's moving average, updated.
   probe_score: jax.Array  # float32: the ended probe's score (0 unless probe_ends).
   probe_diverged: jax.Array  # bool: the ended probe diverged or exploded.
+  keeps_probe: jax.Array  # bool: the ended probe won; training goes on from it.
 
   @property
   def restores(self) -> jax.Array:
     """Whether this step returns to the stage's snapshot."""
-    return self.probe_ends | self.exploit_blows_up
+    return (self.probe_ends & ~self.keeps_probe) | self.exploit_blows_up
 
 
 # --- Learning rates on the unit interval -------------------------------------
@@ -240,13 +254,14 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
       probe_ends, functools.partial(score_probe, cfg),
       lambda *_: (jnp.zeros([], jnp.float32), jnp.zeros([], bool)),
       state, losses, observed, diverged_now)
+  keeps = probe_ends & keeps_probe(cfg, state, probe_score, probe_diverged)
   return Signals(
       losses=losses,
       observed=observed,
       diverged_now=diverged_now,
       stage_starts=stage_starts,
       probe_ends=probe_ends,
-      exploit_ends=in_exploit & (state.phase_step == tau - 1) & ~exploit_blows_up,
+      exploit_ends=in_exploit & exploitation_done(cfg, state, tau) & ~exploit_blows_up,
       exploit_blows_up=exploit_blows_up,
       warmup_ends=(state.phase == WARMUP) & (state.count == cfg.warmup_steps - 1),
       skip=~in_probe & ~(step_finite & loss_ok),
@@ -254,7 +269,43 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
       exploit_loss=exploit_loss,
       probe_score=probe_score,
       probe_diverged=probe_diverged,
+      keeps_probe=keeps,
   )
+
+
+def exploitation_done(cfg: AutoLRSConfig, state: AutoLRSState, tau: jax.Array) -> jax.Array:
+  """Whether this step is the exploitation's last.
+
+  The paper's stage exploits ``tau`` steps after its probes; a budgeted stage
+  ends at its planned update call, whatever its probes and retries took, and
+  the last one never ends unless an anneal follows.
+  """
+  if not cfg.budgeted:
+    return state.phase_step == tau - 1
+  at_end = state.count == cfg.stages.stage_end(state.stage) - 1
+  return at_end & (~cfg.stages.is_last_stage(state.stage) | (cfg.stages.anneal_steps > 0))
+
+
+def chosen_trial(state: AutoLRSState) -> jax.Array:
+  """Index of the finished trial with the lowest score (diverged ones score worst)."""
+  finished = jnp.arange(state.trial_forecasts.shape[0]) < state.trial
+  return jnp.argmin(jnp.where(finished, state.trial_forecasts, jnp.inf))
+
+
+def keeps_probe(cfg: AutoLRSConfig, state: AutoLRSState, score, diverged) -> jax.Array:
+  """Budget: whether the stage's last probe ends as the start of its exploitation.
+
+  It does when it did not diverge and its LR is the stage's choice: training
+  goes on from it instead of restarting at the snapshot, so its steps count.
+  """
+  if not (cfg.budgeted and cfg.budget.keep_winning_probe):
+    return jnp.zeros([], bool)
+  last = state.trial == cfg.stages.trials(state.stage) - 1
+  recorded = state._replace(
+      trial=state.trial + 1,
+      trial_forecasts=state.trial_forecasts.at[state.trial].set(score))
+  chosen_lr = state.trial_lrs[chosen_trial(recorded)]
+  return last & ~diverged & (chosen_lr == state.trial_lrs[state.trial])
 
 
 # --- Act ---------------------------------------------------------------------
@@ -280,11 +331,15 @@ def next_base_state(signals: Signals, *, stepped, current, snapshot):
 def choose_event(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> jax.Array:
   """The transition that ends this step (an index of :data:`TRANSITIONS`)."""
   last_trial = state.trial == cfg.stages.trials(state.stage) - 1
+  after_exploit = START_STAGE
+  if cfg.budgeted:
+    after_exploit = jnp.where(cfg.stages.is_last_stage(state.stage), START_ANNEAL, START_STAGE)
   return jnp.where(
       signals.probe_ends,
       jnp.where(last_trial, START_EXPLOIT, NEXT_TRIAL),
-      jnp.where(signals.exploit_ends | signals.warmup_ends, START_STAGE,
-                jnp.where(signals.exploit_blows_up, RETRY_EXPLOIT, CONTINUE)),
+      jnp.where(signals.exploit_ends, after_exploit,
+                jnp.where(signals.warmup_ends, START_STAGE,
+                          jnp.where(signals.exploit_blows_up, RETRY_EXPLOIT, CONTINUE))),
   )
 
 
@@ -331,11 +386,62 @@ def continue_phase(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   next_count = state.count + 2  # The step after the one being taken.
   warm_lr = cfg.warmup_lr * next_count.astype(jnp.float32) / max(cfg.warmup_steps, 1)
   lr = jnp.where(state.phase == WARMUP, warm_lr, state.learning_rate)
+  if cfg.budgeted:
+    lr = jnp.where(state.phase == ANNEAL, annealed_lr(cfg, state), lr)
   return state._replace(
       phase_step=state.phase_step + 1,
       learning_rate=lr.astype(jnp.float32),
       probe_losses=signals.losses,
   )
+
+
+def annealed_lr(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+  """The anneal's LR for the next call: linear from its first call's LR to 0.
+
+  The LR of call ``c`` is ``peak (T - 1 - c) / (T - 1 - E)`` for the anneal's
+  calls ``E <= c < T``, so each call scales the LR by ``(T - 2 - c) / (T - 1 -
+  c)``; zero from the last call of the budget on.
+  """
+  remaining = (cfg.stages.total_steps - 1 - state.count).astype(jnp.float32)
+  factor = jnp.where(remaining > 1, (remaining - 1) / jnp.maximum(remaining, 1), 0.0)
+  return state.learning_rate * factor
+
+
+def start_anneal(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
+                 key: jax.Array) -> AutoLRSState:
+  """The last stage's exploitation ended: anneal its LR linearly to zero."""
+  del cfg, signals, key
+  return state._replace(phase=jnp.asarray(ANNEAL, jnp.int32),
+                        phase_step=jnp.zeros_like(state.phase_step))
+
+
+def search_region(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+  """Budget: grid points a later stage may probe, near its incumbent LR."""
+  grid = cfg.grid
+  if cfg.trust_radius is None:
+    return jnp.ones_like(grid, bool)
+  centre = unit_from_lr(cfg, incumbent_lr(cfg, state))
+  return (state.stage == 0) | (jnp.abs(grid - centre) <= cfg.trust_radius + 1e-6)
+
+
+def incumbent_lr(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+  """Budget: the LR the previous stage exploited, kept in its last trial's slot."""
+  return state.trial_lrs[cfg.stages.trials(state.stage) - 1]
+
+
+def designated_last_lr(cfg: AutoLRSConfig, state: AutoLRSState, ceiling):
+  """Budget: the LR of a stage's last trial, the one that may be kept.
+
+  Later stages re-measure the incumbent against their other trials; the first
+  stage (and a stage whose incumbent is above an LR that diverged) runs its
+  best trial so far, so that training goes on from it. Returns ``(lr,
+  any_finished_ok)``: without a trial that did not diverge, none is designated.
+  """
+  ok = (jnp.arange(cfg.num_trials) < state.trial) & ~state.trial_diverged
+  best = state.trial_lrs[jnp.argmin(jnp.where(ok, state.trial_forecasts, jnp.inf))]
+  incumbent = incumbent_lr(cfg, state)
+  safe = unit_from_lr(cfg, incumbent) < ceiling
+  return jnp.where((state.stage > 0) & safe, incumbent, best), jnp.any(ok)
 
 
 def next_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
@@ -350,9 +456,16 @@ def next_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   x = unit_from_lr(cfg, state.trial_lrs)
   ceiling = jnp.min(jnp.where(observed & state.trial_diverged, x, jnp.inf))
   grid = cfg.grid
+  allowed = grid < ceiling
+  if cfg.budgeted:
+    allowed &= search_region(cfg, state)
   x_next, _ = bo.propose(x, state.trial_forecasts, observed, grid,
-                         acquisition=cfg.acquisition, kappa=cfg.kappa, allowed=grid < ceiling)
+                         acquisition=cfg.acquisition, kappa=cfg.kappa, allowed=allowed)
   lr = lr_from_unit(cfg, x_next)
+  if cfg.budgeted and cfg.budget.keep_winning_probe:
+    designated, any_ok = designated_last_lr(cfg, state, ceiling)
+    is_last = state.trial == cfg.stages.trials(state.stage) - 1
+    lr = jnp.where(is_last & any_ok, designated, lr)
   return state._replace(
       phase_step=jnp.zeros_like(state.phase_step),
       learning_rate=lr,
@@ -369,8 +482,9 @@ def start_exploit(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   """
   del key
   state = record_trial(cfg, state, signals)
-  best = jnp.argmin(state.trial_forecasts)
-  lr = jnp.where(jnp.all(state.trial_diverged), cfg.min_lr, state.trial_lrs[best])
+  finished = jnp.arange(cfg.num_trials) < state.trial
+  lr = jnp.where(jnp.all(state.trial_diverged | ~finished), cfg.min_lr,
+                 state.trial_lrs[chosen_trial(state)])
   return state._replace(
       phase=jnp.asarray(EXPLOIT, jnp.int32),
       phase_step=jnp.zeros_like(state.phase_step),
@@ -390,7 +504,8 @@ def retry_exploit(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   del signals, key
   failed = state.learning_rate
   diverged = state.trial_diverged | (state.trial_lrs >= failed)
-  smaller = ~diverged & (state.trial_lrs < failed)
+  finished = jnp.arange(cfg.num_trials) < state.trial
+  smaller = finished & ~diverged & (state.trial_lrs < failed)
   best = jnp.argmin(jnp.where(smaller, state.trial_forecasts, jnp.inf))
   lr = jnp.where(jnp.any(smaller), state.trial_lrs[best],
                  jnp.maximum(failed / 10, cfg.min_lr))
@@ -405,22 +520,32 @@ def start_stage(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
                 key: jax.Array) -> AutoLRSState:
   """An exploitation (or the warm-up) ended: a new stage's first probe, at random."""
   is_new_stage = state.phase == EXPLOIT  # Else warm-up just ended.
+  stage = state.stage + is_new_stage.astype(jnp.int32)
   lr = random_lr(cfg, key)
+  trial_lrs = jnp.zeros_like(state.trial_lrs)
+  if cfg.budgeted:
+    # The incumbent waits in the new stage's last slot (see incumbent_lr).
+    last = cfg.stages.trials(stage) - 1
+    trial_lrs = trial_lrs.at[last].set(jnp.where(is_new_stage, state.learning_rate, 0.0))
+    region = search_region(cfg, state._replace(stage=stage, trial_lrs=trial_lrs))
+    lr = lr_from_unit(cfg, jax.random.choice(key, cfg.grid, p=region / jnp.sum(region)))
   return state._replace(
-      stage=state.stage + is_new_stage.astype(jnp.int32),
+      stage=stage,
       phase=jnp.asarray(PROBE, jnp.int32),
       trial=jnp.zeros_like(state.trial),
       phase_step=jnp.zeros_like(state.phase_step),
       learning_rate=lr,
-      trial_lrs=jnp.zeros_like(state.trial_lrs).at[0].set(lr),
+      trial_lrs=trial_lrs.at[0].set(lr),
       trial_forecasts=jnp.zeros_like(state.trial_forecasts),
       trial_diverged=jnp.zeros_like(state.trial_diverged),
       probe_losses=jnp.zeros_like(signals.losses),
   )
 
 
-# Indexed by the events CONTINUE, NEXT_TRIAL, START_EXPLOIT, START_STAGE, RETRY_EXPLOIT.
-TRANSITIONS = (continue_phase, next_trial, start_exploit, start_stage, retry_exploit)
+# Indexed by the events CONTINUE, NEXT_TRIAL, START_EXPLOIT, START_STAGE,
+# RETRY_EXPLOIT and START_ANNEAL.
+TRANSITIONS = (continue_phase, next_trial, start_exploit, start_stage, retry_exploit,
+               start_anneal)
 
 
 def without_trees(state: AutoLRSState) -> AutoLRSState:
@@ -481,10 +606,12 @@ def autolrs(
     *,
     min_lr: float,
     max_lr: float,
-    tau: int = 1000,
+    total_steps: int | None = None,
+    budget: _stages.BudgetPlan | None = None,
+    tau: int | None = None,
     tau_probe: int | None = None,
-    num_trials: int = 10,
-    tau_max: int = 8000,
+    num_trials: int | None = None,
+    tau_max: int | None = None,
     warmup_steps: int = 0,
     warmup_lr: float | None = None,
     acquisition: str = "lcb",
@@ -535,6 +662,21 @@ def autolrs(
   not see: it restarts from the snapshot at the best-forecast smaller LR that
   did not diverge (or a tenth of its LR), the steps spent still counting.
 
+  **With a budget** (``total_steps``), the stages are planned to fill exactly
+  ``total_steps`` update calls (warm-up included) and the run ends with an
+  anneal, as a tuned schedule does (:class:`autolrs_jax.BudgetPlan`, whose
+  defaults are the measured ones): three stages in proportions 1:2:4 over
+  the first 80% of the budget, then the LR decays linearly from the last
+  stage's to zero at the last call. Probes take about 15% of the budget. The
+  first stage searches the whole range with 5 probes; each later stage probes
+  3 LRs within a factor 4 of the incumbent (the LR the previous stage
+  exploited), the incumbent last. A stage's last probe is kept, not restored,
+  when its LR is the stage's choice: training goes on from it. A stage ends at
+  its planned call whatever happened inside it, so the run never ends inside
+  a probe. ``tau``, ``tau_probe``, ``num_trials`` and ``tau_max`` belong to
+  the paper's schedule and cannot be given with ``total_steps``. Past
+  ``total_steps`` the LR stays 0.
+
   **Validation loss.** From the stage after ``tau`` first reaches its maximum
   on, the reference scores probes on the validation loss, measured at
   ``validation_points`` evenly spaced probe steps. Pass it as
@@ -548,11 +690,16 @@ def autolrs(
     base_optimizer: the optimizer to schedule, with learning rate 1.0.
     min_lr: lower end of the (log-uniform) search range; > 0.
     max_lr: upper end of the search range; > ``min_lr``.
-    tau: training steps of the first stage's exploitation.
+    total_steps: the budget of update calls; None for the paper's schedule,
+      which has no end.
+    budget: how a budget is spent (:class:`autolrs_jax.BudgetPlan`); default
+      ``BudgetPlan()``. Only with ``total_steps``.
+    tau: training steps of the first stage's exploitation; default 1000.
     tau_probe: steps of each probe in the first stage; default ``tau // 10``.
       At least 2 and less than ``tau``.
-    num_trials: probes (BO evaluations) per stage.
-    tau_max: ``tau`` doubles after each stage while it stays <= ``tau_max``.
+    num_trials: probes (BO evaluations) per stage; default 10.
+    tau_max: ``tau`` doubles after each stage while it stays <= ``tau_max``;
+      default 8000.
     warmup_steps: steps of linear warm-up before the first stage,
       ``lr = warmup_lr * (step + 1) / warmup_steps``.
     warmup_lr: LR reached at the end of warm-up; default ``max_lr``.
@@ -565,7 +712,8 @@ def autolrs(
     validation_points: validation losses per probe in validation stages.
     validation_from_stage: the first stage whose probes score
       ``validation_value``. Default: as in the reference, the stage after the
-      first one at ``tau_max``; 0 scores every probe on the validation loss.
+      first one at ``tau_max``; 0 (the default with a budget) scores every
+      probe on the validation loss.
     max_probe_drift: a probe ends as diverged before a step that would move
       the parameters farther than this times the snapshot's norm from the
       snapshot (global L2 norms). This keeps the restore ``p + (s - p)``
@@ -603,18 +751,33 @@ def autolrs(
     Jin et al., `AutoLRS: Automatic Learning-Rate Schedule by Bayesian
     Optimization on the Fly <https://arxiv.org/abs/2105.10762>`_, ICLR 2021.
   """
-  if tau_probe is None:
-    tau_probe = tau // 10
-  _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max, warmup_steps,
-            warmup_lr, acquisition, kappa, grid_size, validation_points,
-            validation_from_stage, max_probe_drift)
+  if total_steps is None:
+    _common.check(budget is None, "budget", "None without total_steps", budget)
+    tau = 1000 if tau is None else tau
+    tau_probe = tau // 10 if tau_probe is None else tau_probe
+    num_trials = 10 if num_trials is None else num_trials
+    tau_max = 8000 if tau_max is None else tau_max
+    _validate_paper_stages(tau, tau_probe, num_trials, tau_max)
+    stages = _stages.doubling_schedule(tau, tau_probe, num_trials, tau_max,
+                                       validation_points, validation_from_stage)
+  else:
+    paper_args = dict(tau=tau, tau_probe=tau_probe, num_trials=num_trials, tau_max=tau_max)
+    for name, value in paper_args.items():
+      _common.check(value is None, name, "None with total_steps (the budget plans stages)",
+                    value)
+    budget = _stages.BudgetPlan() if budget is None else budget
+    _stages.check_plan(budget)
+    _common.check(total_steps > warmup_steps, "total_steps", f"> warmup_steps = {warmup_steps}",
+                  total_steps)
+    stages = _stages.budget_schedule(total_steps, budget, warmup_steps, validation_points,
+                                     validation_from_stage)
+  _validate(min_lr, max_lr, warmup_steps, warmup_lr, acquisition, kappa, grid_size,
+            stages.max_trials, validation_points, validation_from_stage, max_probe_drift)
   cfg = AutoLRSConfig(
       min_lr=min_lr, max_lr=max_lr, warmup_steps=warmup_steps,
       warmup_lr=max_lr if warmup_lr is None else warmup_lr, acquisition=acquisition,
       kappa=kappa, grid_size=grid_size, max_probe_drift=max_probe_drift,
-      axis_name=axis_name, seed=seed,
-      stages=_stages.doubling_schedule(tau, tau_probe, num_trials, tau_max,
-                                       validation_points, validation_from_stage))
+      axis_name=axis_name, seed=seed, stages=stages, budget=budget)
   base_optimizer = optax.with_extra_args_support(base_optimizer)
 
   def init_fn(params):
@@ -650,23 +813,28 @@ def autolrs(
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def _validate(min_lr, max_lr, tau, tau_probe, num_trials, tau_max,
-              warmup_steps, warmup_lr, acquisition, kappa, grid_size,
-              validation_points, validation_from_stage, max_probe_drift):
-  """Raises ValueError naming the first bad hyper-parameter."""
+def _validate_paper_stages(tau, tau_probe, num_trials, tau_max):
+  """Raises ValueError naming the first bad hyper-parameter of the paper's stages."""
   check = _common.check
-  check(min_lr > 0, "min_lr", "> 0", min_lr)
-  check(max_lr > min_lr, "max_lr", f"> min_lr = {min_lr}", max_lr)
   check(tau_probe >= 2, "tau_probe", ">= 2", tau_probe)
   check(tau_probe < tau, "tau_probe", f"< tau = {tau}", tau_probe)
   check(num_trials >= 1, "num_trials", ">= 1", num_trials)
   check(tau_max >= tau, "tau_max", f">= tau = {tau}", tau_max)
+
+
+def _validate(min_lr, max_lr, warmup_steps, warmup_lr, acquisition, kappa, grid_size,
+              max_trials, validation_points, validation_from_stage, max_probe_drift):
+  """Raises ValueError naming the first bad hyper-parameter of any schedule."""
+  check = _common.check
+  check(min_lr > 0, "min_lr", "> 0", min_lr)
+  check(max_lr > min_lr, "max_lr", f"> min_lr = {min_lr}", max_lr)
   check(warmup_steps >= 0, "warmup_steps", ">= 0", warmup_steps)
   check(warmup_lr is None or warmup_lr > 0, "warmup_lr", "> 0", warmup_lr)
   check(acquisition in bo.ACQUISITIONS, "acquisition", f"one of {bo.ACQUISITIONS}",
         acquisition)
   check(kappa >= 0, "kappa", ">= 0", kappa)
-  check(grid_size >= max(num_trials, 2), "grid_size", ">= max(num_trials, 2)", grid_size)
+  check(grid_size >= max(max_trials, 2), "grid_size", f">= max(trials, 2) = {max(max_trials, 2)}",
+        grid_size)
   check(validation_points >= 1, "validation_points", ">= 1", validation_points)
   check(validation_from_stage is None or validation_from_stage >= 0,
         "validation_from_stage", ">= 0", validation_from_stage)

@@ -109,40 +109,63 @@ def doubling_schedule(tau: int, tau_probe: int, num_trials: int, tau_max: int,
 
 
 class BudgetPlan(NamedTuple):
-  """How :func:`budget_schedule` splits a budget (all fractions of ``total_steps``)."""
+  """How AutoLRS spends a budget of update calls (``autolrs(total_steps=...)``).
 
-  anneal_fraction: float = 0.2  # The final anneal to zero.
+  Every field is a mechanism that can be switched off for an ablation.
+  """
+
+  anneal_fraction: float = 0.2  # Last fraction of the budget: the LR decays linearly to 0.
   stage_weights: tuple[float, ...] = (1.0, 2.0, 4.0)  # Relative lengths of the stages.
-  first_trials: int = 5  # Probes of the first stage (a global search).
-  later_trials: int = 3  # Probes of every later stage (a trust-region search).
-  probe_fraction: float = 0.15  # Of the budget spent probing, at most.
-  min_probe_steps: int = 4
+  first_trials: int = 5  # Probes of the first stage: a search of the whole range.
+  later_trials: int = 3  # Probes of each later stage, the incumbent LR among them.
+  probe_fraction: float = 0.15  # Share of the budget spent in probes (at most, roughly).
+  min_probe_steps: int = 4  # No probe is shorter.
+  trust_region: float | None = 4.0  # Later stages probe within this factor of the incumbent.
+  keep_winning_probe: bool = True  # A stage's last probe, if chosen, is not thrown away.
 
 
-def budget_schedule(total_steps: int, plan: BudgetPlan, validation_points: int,
+def check_plan(plan: BudgetPlan) -> None:
+  """Raises ValueError naming the first bad field of ``plan``."""
+  def check(ok, name, rule, value):
+    if not ok:
+      raise ValueError(f"budget.{name} must be {rule}, got {name} = {value!r}.")
+  check(0 <= plan.anneal_fraction < 1, "anneal_fraction", "in [0, 1)", plan.anneal_fraction)
+  check(len(plan.stage_weights) >= 1 and min(plan.stage_weights) > 0, "stage_weights",
+        "one or more positive weights", plan.stage_weights)
+  check(plan.first_trials >= 1, "first_trials", ">= 1", plan.first_trials)
+  check(plan.later_trials >= 2, "later_trials", ">= 2 (the incumbent and a rival)",
+        plan.later_trials)
+  check(0 < plan.probe_fraction < 1, "probe_fraction", "in (0, 1)", plan.probe_fraction)
+  check(plan.min_probe_steps >= 2, "min_probe_steps", ">= 2", plan.min_probe_steps)
+  check(plan.trust_region is None or plan.trust_region > 1, "trust_region", "None or > 1",
+        plan.trust_region)
+
+
+def budget_schedule(total_steps: int, plan: BudgetPlan, warmup_steps: int,
+                    validation_points: int,
                     validation_from_stage: int | None) -> StageSchedule:
   """Stages that fill ``total_steps`` update calls exactly, then an anneal.
 
-  The first ``(1 - anneal_fraction)`` of the budget is cut into stages in the
-  proportions ``stage_weights``; each stage spends the same share of its
-  steps on probes, ``probe_fraction / (1 - anneal_fraction)``, so that probes
-  are ``probe_fraction`` of the budget (less where a probe would be shorter
-  than ``min_probe_steps``, which drops that stage's search share to it).
+  After ``warmup_steps``, the budget up to its last ``anneal_fraction`` is cut
+  into stages in the proportions ``stage_weights``. Each stage spends the
+  same share of its steps on probes, so that probes are ``probe_fraction`` of
+  the budget, unless that would make a probe shorter than
+  ``min_probe_steps``; then that stage's probes have that length.
   """
   anneal = int(round(plan.anneal_fraction * total_steps))
-  stable = total_steps - anneal
+  stable = total_steps - anneal - warmup_steps
   weights = plan.stage_weights
-  bounds = [int(math.floor(stable * sum(weights[:i + 1]) / sum(weights)))
+  bounds = [warmup_steps + int(math.floor(stable * sum(weights[:i + 1]) / sum(weights)))
             for i in range(len(weights))]
-  lengths = [b - a for a, b in zip([0] + bounds[:-1], bounds)]
+  lengths = [b - a for a, b in zip([warmup_steps] + bounds[:-1], bounds)]
   trials = [plan.first_trials] + [plan.later_trials] * (len(weights) - 1)
-  share = plan.probe_fraction / max(1.0 - plan.anneal_fraction, 1e-9)
+  share = plan.probe_fraction * total_steps / max(stable, 1)
   probes = [max(int(share * n / k), plan.min_probe_steps) for n, k in zip(lengths, trials)]
   exploits = [n - k * p for n, k, p in zip(lengths, trials, probes)]
-  if min(exploits) < 1:
+  if min(exploits) < 1 or anneal == 1:
     raise ValueError(
-        f"total_steps = {total_steps} is too small to plan {len(weights)} stages of "
-        f"probes of at least {plan.min_probe_steps} steps; give more steps.")
+        f"total_steps = {total_steps} is too small for {len(weights)} stages of probes of "
+        f"at least {plan.min_probe_steps} steps (and an anneal of 0 or >= 2 steps).")
   return StageSchedule(
       probe_steps=tuple(probes), exploit_steps=tuple(exploits), num_trials=tuple(trials),
       validation_points=validation_points,

@@ -31,7 +31,7 @@ def signals(cfg, **kw):
               diverged_now=false, stage_starts=false, probe_ends=false, exploit_ends=false,
               exploit_blows_up=false, warmup_ends=false, skip=false,
               stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0),
-              probe_score=jnp.float32(0.0), probe_diverged=false)
+              probe_score=jnp.float32(0.0), probe_diverged=false, keeps_probe=false)
   return A.Signals(**(base | kw))
 
 
@@ -125,7 +125,7 @@ def test_start_exploit_falls_back_to_min_lr_when_every_probe_diverged():
 def test_retry_exploit_restarts_at_a_smaller_lr(diverged, want):
   cfg = config()
   s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(7),
-                 learning_rate=jnp.float32(0.3),
+                 learning_rate=jnp.float32(0.3), trial=jnp.int32(NUM_TRIALS),
                  trial_lrs=jnp.asarray([0.01, 0.02, 0.3], jnp.float32),
                  trial_forecasts=jnp.asarray([0.8, 0.6, 0.1], jnp.float32),
                  trial_diverged=jnp.asarray(diverged))

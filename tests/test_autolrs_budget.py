@@ -1,0 +1,154 @@
+"""AutoLRS with a budget: the plan, the anneal, the trust region, the kept probe."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import autolrs_jax
+from autolrs_jax import _stages
+
+CURVATURES = jnp.geomspace(0.05, 4.0, 12)
+TOTAL = 600
+
+
+def noisy_quadratic(params, key):
+  target = 0.05 * jax.random.normal(key, CURVATURES.shape)
+  return 0.5 * jnp.sum(CURVATURES * (params["w"] - target) ** 2)
+
+
+def run(tx, steps):
+  """Per-call records of a jitted run, and how often the step was traced."""
+  params = {"w": 1.0 / jnp.sqrt(CURVATURES)}
+  state = tx.init(params)
+  traces = []
+
+  @jax.jit
+  def step(params, state, key):
+    traces.append(1)
+    loss, grads = jax.value_and_grad(noisy_quadratic)(params, key)
+    before = autolrs_jax.find_state(state)
+    updates, state = tx.update(grads, state, params, value=loss)
+    return optax.apply_updates(params, updates), state, updates, before
+
+  records = []
+  for key in jax.random.split(jax.random.key(0), steps):
+    new_params, state, updates, before = step(params, state, key)
+    records.append(dict(params=params, updates=updates, before=jax.device_get(before)))
+    params = new_params
+  return records, len(traces), state
+
+
+@pytest.fixture(scope="module")
+def budget_run():
+  tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
+                           total_steps=TOTAL, warmup_steps=10)
+  return run(tx, TOTAL + 5)
+
+
+def column(records, field):
+  return np.asarray([r["before"]._asdict()[field] for r in records])
+
+
+def test_planned_stages_fill_the_budget_exactly():
+  plan = autolrs_jax.BudgetPlan()
+  for total in range(200, 30_000, 97):
+    for warmup in (0, total // 20):
+      s = _stages.budget_schedule(total, plan, warmup, 16, None)
+      lengths = [k * p + e for k, p, e in zip(s.num_trials, s.probe_steps, s.exploit_steps)]
+      assert warmup + sum(lengths) + s.anneal_steps == total == s.total_steps
+      assert s.stage_ends[-1] == total - s.anneal_steps
+      assert min(s.exploit_steps) >= 1 and min(s.probe_steps) >= plan.min_probe_steps
+      probes = sum(k * p for k, p in zip(s.num_trials, s.probe_steps))
+      assert probes <= 0.25 * total, (total, s)
+
+
+def test_a_budget_too_small_to_plan_is_refused():
+  with pytest.raises(ValueError, match="total_steps"):
+    autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0, total_steps=30)
+
+
+@pytest.mark.parametrize("kw,name", [
+    (dict(tau=100), "tau"), (dict(num_trials=3), "num_trials"),
+    (dict(budget=autolrs_jax.BudgetPlan(later_trials=1)), "later_trials"),
+    (dict(budget=autolrs_jax.BudgetPlan(anneal_fraction=1.0)), "anneal_fraction"),
+    (dict(budget=autolrs_jax.BudgetPlan(trust_region=1.0)), "trust_region"),
+])
+def test_budget_hyperparameters_are_checked(kw, name):
+  with pytest.raises(ValueError, match=name):
+    autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0, total_steps=1000, **kw)
+  with pytest.raises(ValueError, match="budget"):
+    autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0,
+                        budget=autolrs_jax.BudgetPlan())
+
+
+def test_budget_run_compiles_once_and_ends_in_the_anneal(budget_run):
+  records, traces, _ = budget_run
+  assert traces == 1
+  phase = column(records, "phase")
+  plan = _stages.budget_schedule(TOTAL, autolrs_jax.BudgetPlan(), 10, 16, None)
+  anneal_start = plan.stage_ends[-1]
+  assert np.all(phase[:10] == autolrs_jax.WARMUP)
+  assert np.all(phase[anneal_start:] == autolrs_jax.ANNEAL)
+  assert not np.any(phase[:anneal_start] == autolrs_jax.ANNEAL)
+  assert np.mean(phase[:TOTAL] == autolrs_jax.PROBE) <= 0.25
+  # Stage boundaries fall on the planned calls.
+  stage = column(records, "stage")
+  assert [int(np.argmax(stage == i)) for i in (1, 2)] == list(plan.stage_ends[:2])
+
+
+def test_the_anneal_decays_linearly_to_zero_at_the_last_call(budget_run):
+  records, _, _ = budget_run
+  lr = column(records, "learning_rate")
+  plan = _stages.budget_schedule(TOTAL, autolrs_jax.BudgetPlan(), 10, 16, None)
+  start = plan.stage_ends[-1]
+  peak = lr[start]
+  assert peak > 0 and lr[start - 1] == peak  # Goes on from the exploitation's LR.
+  want = peak * (TOTAL - 1 - np.arange(start, TOTAL)) / (TOTAL - 1 - start)
+  np.testing.assert_allclose(lr[start:TOTAL], want, rtol=1e-4, atol=1e-7 * peak)
+  assert lr[TOTAL - 1] == 0.0 and np.all(lr[TOTAL:] == 0.0)
+
+
+def test_later_stages_probe_only_within_the_trust_region(budget_run):
+  records, _, _ = budget_run
+  stage, phase = column(records, "stage"), column(records, "phase")
+  lr = column(records, "learning_rate")
+  factor = autolrs_jax.BudgetPlan().trust_region
+  checked = 0
+  for s in (1, 2):
+    incumbent = lr[(stage == s - 1) & (phase == autolrs_jax.EXPLOIT)][-1]
+    probed = lr[(stage == s) & (phase == autolrs_jax.PROBE)]
+    assert np.all(probed <= incumbent * factor * 1.02), (s, incumbent, probed)
+    assert np.all(probed >= incumbent / factor / 1.02), (s, incumbent, probed)
+    checked += len(probed)
+  assert checked > 0
+
+
+def probe_ends(records):
+  """``(restored, lr_kept)`` of each stage's last probe step."""
+  out = []
+  for before, after in zip(records, records[1:]):
+    b, a = before["before"], after["before"]
+    if b.phase == autolrs_jax.PROBE and a.phase == autolrs_jax.EXPLOIT and a.stage == b.stage:
+      restore = b.snapshot_params["w"] - before["params"]["w"]
+      out.append((np.array_equal(before["updates"]["w"], restore),
+                  a.learning_rate == b.learning_rate))
+  return out
+
+
+def test_a_kept_probe_is_not_restored_and_its_lr_is_exploited(budget_run):
+  records, _, _ = budget_run
+  ends = probe_ends(records)
+  assert len(ends) == 3  # One per stage.
+  kept = [lr_kept for restored, lr_kept in ends if not restored]
+  assert kept and all(kept)  # Not restored: training goes on at that probe's LR.
+
+
+def test_without_keeping_every_last_probe_restores():
+  plan = autolrs_jax.BudgetPlan(keep_winning_probe=False)
+  tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
+                           total_steps=TOTAL, warmup_steps=10, budget=plan)
+  records, _, _ = run(tx, 300)
+  ends = probe_ends(records)
+  assert ends and all(restored for restored, _ in ends)
