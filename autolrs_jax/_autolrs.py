@@ -241,7 +241,7 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
       _common.relative_distance(params, scaled, snapshot_params) <= cfg.max_probe_drift)
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   diverged_now = ~loss_ok | ~step_ok
-  stage_loss = jnp.where(stage_starts & jnp.isfinite(value), value, state.stage_loss)
+  stage_loss = starting_loss(cfg, state, value, stage_starts)
   exploit_loss = jnp.where(
       ~in_exploit | ~loss_ok, state.exploit_loss,
       jnp.where(state.phase_step == 0, value,
@@ -271,6 +271,22 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
       probe_diverged=probe_diverged,
       keeps_probe=keeps,
   )
+
+
+def starting_loss(cfg: AutoLRSConfig, state: AutoLRSState, value, stage_starts) -> jax.Array:
+  """The stage's starting loss, the reference of a blown-up exploitation.
+
+  The paper's mode takes the stage's first loss. With a budget it is the mean
+  of the first losses of all the stage's probes, each at the snapshot: a
+  single minibatch loss is too noisy a reference once losses are small.
+  """
+  finite = jnp.isfinite(value)
+  if not cfg.budgeted:
+    return jnp.where(stage_starts & finite, value, state.stage_loss)
+  probe_starts = (state.phase == PROBE) & (state.phase_step == 0) & finite
+  n = state.trial.astype(jnp.float32)
+  mean = jnp.where(stage_starts, value, (n * state.stage_loss + value) / (n + 1.0))
+  return jnp.where(probe_starts, mean, state.stage_loss)
 
 
 def exploitation_done(cfg: AutoLRSConfig, state: AutoLRSState, tau: jax.Array) -> jax.Array:
@@ -352,7 +368,16 @@ def score_probe(cfg: AutoLRSConfig, state: AutoLRSState, losses: jax.Array,
   its loss exploded.
   """
   tau_probe, tau = cfg.stages.lengths(state.stage)
-  value, diverged = forecast_lib.forecast(losses, observed, tau_probe, tau)
+  horizon = tau
+  if cfg.budgeted and cfg.budget.score == "end":
+    horizon = tau_probe - 1
+  value, diverged = forecast_lib.forecast(losses, observed, tau_probe, horizon)
+  if cfg.budgeted and cfg.budget.score == "cooldown":
+    value = cooled_loss(cfg, losses, observed, tau_probe)
+  if cfg.budgeted:
+    # A loss that was never negative is not forecast below zero.
+    never_negative = jnp.all(jnp.where(observed, losses >= 0, True))
+    value = jnp.where(never_negative, jnp.maximum(value, 0.0), value)
   diverged |= diverged_now | forecast_lib.exploded(losses, observed)
   previous = jnp.arange(cfg.num_trials) < state.trial
   seen = jnp.concatenate([
@@ -363,6 +388,34 @@ def score_probe(cfg: AutoLRSConfig, state: AutoLRSState, losses: jax.Array,
   worst = jnp.where(jnp.isfinite(worst), worst, _MAX_SCORE)
   value = jnp.where(diverged, worst, value)
   return jnp.clip(value, -_MAX_SCORE, _MAX_SCORE), diverged
+
+
+def cooldown_steps(cfg: AutoLRSConfig, tau_probe) -> jax.Array:
+  """Steps at the end of a cooldown probe over which its LR decays."""
+  return jnp.maximum(jnp.round(cfg.budget.cooldown_fraction * tau_probe), 1).astype(jnp.int32)
+
+
+def cooled_loss(cfg: AutoLRSConfig, losses, observed, tau_probe) -> jax.Array:
+  """A cooldown probe's score: the mean of its losses over its cooldown's second half."""
+  steps = jnp.arange(losses.shape[0])
+  tail = observed & jnp.isfinite(losses) & (
+      steps >= tau_probe - jnp.maximum(cooldown_steps(cfg, tau_probe) // 2, 1))
+  return jnp.sum(jnp.where(tail, losses, 0.0)) / jnp.maximum(jnp.sum(tail), 1)
+
+
+def probe_lr(cfg: AutoLRSConfig, state: AutoLRSState, phase_step) -> jax.Array:
+  """The LR of probe step ``phase_step``: its trial's LR, cooled at the end.
+
+  Over the last ``cooldown_steps`` of a cooldown probe the LR falls linearly
+  towards zero (``k / (c + 1)`` of it, ``k = c .. 1``).
+  """
+  nominal = state.trial_lrs[state.trial]
+  if not (cfg.budgeted and cfg.budget.score == "cooldown"):
+    return nominal
+  tau_probe, _ = cfg.stages.lengths(state.stage)
+  c = cooldown_steps(cfg, tau_probe)
+  factor = jnp.clip((tau_probe - phase_step) / (c + 1.0), 0.0, 1.0)
+  return nominal * factor
 
 
 def record_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> AutoLRSState:
@@ -388,6 +441,7 @@ def continue_phase(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   lr = jnp.where(state.phase == WARMUP, warm_lr, state.learning_rate)
   if cfg.budgeted:
     lr = jnp.where(state.phase == ANNEAL, annealed_lr(cfg, state), lr)
+    lr = jnp.where(state.phase == PROBE, probe_lr(cfg, state, state.phase_step + 1), lr)
   return state._replace(
       phase_step=state.phase_step + 1,
       learning_rate=lr.astype(jnp.float32),
@@ -458,7 +512,10 @@ def next_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   grid = cfg.grid
   allowed = grid < ceiling
   if cfg.budgeted:
-    allowed &= search_region(cfg, state)
+    region = search_region(cfg, state)
+    # Everything in the region at or above an LR that diverged: its lowest point.
+    lowest = grid == grid[jnp.argmax(region)]
+    allowed = jnp.where(jnp.any(allowed & region), allowed & region, lowest)
   x_next, _ = bo.propose(x, state.trial_forecasts, observed, grid,
                          acquisition=cfg.acquisition, kappa=cfg.kappa, allowed=allowed)
   lr = lr_from_unit(cfg, x_next)

@@ -108,6 +108,9 @@ def doubling_schedule(tau: int, tau_probe: int, num_trials: int, tau_max: int,
                        validation_from_stage=validation_from_stage)
 
 
+SCORES = ("forecast", "end", "cooldown")
+
+
 class BudgetPlan(NamedTuple):
   """How AutoLRS spends a budget of update calls (``autolrs(total_steps=...)``).
 
@@ -122,6 +125,12 @@ class BudgetPlan(NamedTuple):
   min_probe_steps: int = 4  # No probe is shorter.
   trust_region: float | None = 4.0  # Later stages probe within this factor of the incumbent.
   keep_winning_probe: bool = True  # A stage's last probe, if chosen, is not thrown away.
+  # A probe's score: 'forecast' (the paper's: its fit at the stage's end),
+  # 'end' (its fit at its own end) or 'cooldown' (its LR decays linearly over
+  # its last ``cooldown_fraction``, and it scores the mean of its last losses:
+  # the loss this LR would give if annealed now).
+  score: str = "forecast"
+  cooldown_fraction: float = 0.3
 
 
 def check_plan(plan: BudgetPlan) -> None:
@@ -139,6 +148,7 @@ def check_plan(plan: BudgetPlan) -> None:
   check(plan.min_probe_steps >= 2, "min_probe_steps", ">= 2", plan.min_probe_steps)
   check(plan.trust_region is None or plan.trust_region > 1, "trust_region", "None or > 1",
         plan.trust_region)
+  check(plan.score in SCORES, "score", f"one of {SCORES}", plan.score)
 
 
 def budget_schedule(total_steps: int, plan: BudgetPlan, warmup_steps: int,
@@ -147,10 +157,10 @@ def budget_schedule(total_steps: int, plan: BudgetPlan, warmup_steps: int,
   """Stages that fill ``total_steps`` update calls exactly, then an anneal.
 
   After ``warmup_steps``, the budget up to its last ``anneal_fraction`` is cut
-  into stages in the proportions ``stage_weights``. Each stage spends the
-  same share of its steps on probes, so that probes are ``probe_fraction`` of
-  the budget, unless that would make a probe shorter than
-  ``min_probe_steps``; then that stage's probes have that length.
+  into stages in the proportions ``stage_weights``. Every probe has the same
+  length, ``probe_fraction`` of the budget shared by all trials of all stages
+  (at least ``min_probe_steps``): a probe must be long enough to see its LR
+  fail, whatever the stage.
   """
   anneal = int(round(plan.anneal_fraction * total_steps))
   stable = total_steps - anneal - warmup_steps
@@ -159,8 +169,8 @@ def budget_schedule(total_steps: int, plan: BudgetPlan, warmup_steps: int,
             for i in range(len(weights))]
   lengths = [b - a for a, b in zip([warmup_steps] + bounds[:-1], bounds)]
   trials = [plan.first_trials] + [plan.later_trials] * (len(weights) - 1)
-  share = plan.probe_fraction * total_steps / max(stable, 1)
-  probes = [max(int(share * n / k), plan.min_probe_steps) for n, k in zip(lengths, trials)]
+  probe = max(int(plan.probe_fraction * total_steps / sum(trials)), plan.min_probe_steps)
+  probes = [probe] * len(trials)
   exploits = [n - k * p for n, k, p in zip(lengths, trials, probes)]
   if min(exploits) < 1 or anneal == 1:
     raise ValueError(

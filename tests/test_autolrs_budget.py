@@ -43,7 +43,8 @@ def run(tx, steps):
 @pytest.fixture(scope="module")
 def budget_run():
   tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
-                           total_steps=TOTAL, warmup_steps=10)
+                           total_steps=TOTAL, warmup_steps=10,
+                           warmup_lr=0.05)
   return run(tx, TOTAL + 5)
 
 
@@ -148,7 +149,25 @@ def test_a_kept_probe_is_not_restored_and_its_lr_is_exploited(budget_run):
 def test_without_keeping_every_last_probe_restores():
   plan = autolrs_jax.BudgetPlan(keep_winning_probe=False)
   tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
-                           total_steps=TOTAL, warmup_steps=10, budget=plan)
+                           total_steps=TOTAL, warmup_steps=10, warmup_lr=0.05,
+                           budget=plan)
   records, _, _ = run(tx, 300)
   ends = probe_ends(records)
   assert ends and all(restored for restored, _ in ends)
+
+
+def test_cooldown_probes_decay_their_lr_linearly_over_their_last_steps():
+  plan = autolrs_jax.BudgetPlan(score="cooldown", cooldown_fraction=0.5)
+  tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=1.0,
+                           total_steps=TOTAL, budget=plan)
+  records, _, _ = run(tx, 60)
+  schedule = _stages.budget_schedule(TOTAL, plan, 0, 16, None)
+  p = schedule.probe_steps[0]
+  c = round(0.5 * p)
+  first = [r["before"] for r in records
+           if r["before"].phase == autolrs_jax.PROBE and r["before"].trial == 1]
+  assert len(first) == p  # A whole probe, none of it diverged.
+  nominal = first[0].trial_lrs[1]
+  want = [nominal * min(1.0, (p - j) / (c + 1)) for j in range(p)]
+  np.testing.assert_allclose([b.learning_rate for b in first], want, rtol=1e-6)
+  assert want[-1] < nominal / c  # Near zero at its end.
