@@ -302,10 +302,20 @@ def exploitation_done(cfg: AutoLRSConfig, state: AutoLRSState, tau: jax.Array) -
   return at_end & (~cfg.stages.is_last_stage(state.stage) | (cfg.stages.anneal_steps > 0))
 
 
-def chosen_trial(state: AutoLRSState) -> jax.Array:
-  """Index of the finished trial with the lowest score (diverged ones score worst)."""
+def chosen_trial(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+  """Index of the finished trial with the lowest score (diverged ones score worst).
+
+  With a budget's ``prefer_larger`` tolerance: the largest LR among the trials
+  that did not diverge and score within the tolerance of the best.
+  """
   finished = jnp.arange(state.trial_forecasts.shape[0]) < state.trial
-  return jnp.argmin(jnp.where(finished, state.trial_forecasts, jnp.inf))
+  best = jnp.argmin(jnp.where(finished, state.trial_forecasts, jnp.inf))
+  if not (cfg.budgeted and cfg.budget.prefer_larger > 0):
+    return best
+  top = state.trial_forecasts[best]
+  near = finished & ~state.trial_diverged & (
+      state.trial_forecasts <= top + cfg.budget.prefer_larger * jnp.abs(top))
+  return jnp.where(jnp.any(near), jnp.argmax(jnp.where(near, state.trial_lrs, -jnp.inf)), best)
 
 
 def keeps_probe(cfg: AutoLRSConfig, state: AutoLRSState, score, diverged) -> jax.Array:
@@ -320,7 +330,7 @@ def keeps_probe(cfg: AutoLRSConfig, state: AutoLRSState, score, diverged) -> jax
   recorded = state._replace(
       trial=state.trial + 1,
       trial_forecasts=state.trial_forecasts.at[state.trial].set(score))
-  chosen_lr = state.trial_lrs[chosen_trial(recorded)]
+  chosen_lr = state.trial_lrs[chosen_trial(cfg, recorded)]
   return last & ~diverged & (chosen_lr == state.trial_lrs[state.trial])
 
 
@@ -541,7 +551,7 @@ def start_exploit(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   state = record_trial(cfg, state, signals)
   finished = jnp.arange(cfg.num_trials) < state.trial
   lr = jnp.where(jnp.all(state.trial_diverged | ~finished), cfg.min_lr,
-                 state.trial_lrs[chosen_trial(state)])
+                 state.trial_lrs[chosen_trial(cfg, state)])
   return state._replace(
       phase=jnp.asarray(EXPLOIT, jnp.int32),
       phase_step=jnp.zeros_like(state.phase_step),

@@ -131,6 +131,9 @@ class BudgetPlan(NamedTuple):
   # the loss this LR would give if annealed now).
   score: str = "forecast"
   cooldown_fraction: float = 0.3
+  # Choose the largest LR that did not diverge and scores within this fraction
+  # of the best score (0: the best): short probes favour small LRs.
+  prefer_larger: float = 0.0
 
 
 def check_plan(plan: BudgetPlan) -> None:

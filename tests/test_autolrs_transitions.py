@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import autolrs_jax
 from autolrs_jax import _autolrs as A
 from autolrs_jax import _stages
 from autolrs_jax import forecast
@@ -191,3 +192,15 @@ def test_observe_skips_a_nan_step_outside_probes_and_flags_a_blow_up():
   high = jnp.float32(40.0)  # Moves the ten-step average to 4.9 > 3x the stage's 1.0.
   sig = A.observe(cfg, s, value=high, score=high, **kw)
   assert bool(sig.exploit_blows_up) and not bool(sig.exploit_ends) and bool(sig.restores)
+
+
+@pytest.mark.parametrize("prefer_larger,want", [(0.0, 0.02), (0.25, 0.1)])
+def test_budget_may_prefer_the_largest_lr_within_a_tolerance_of_the_best(prefer_larger, want):
+  plan = autolrs_jax.BudgetPlan(prefer_larger=prefer_larger)
+  cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
+  s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(4),
+                 trial_lrs=jnp.asarray([0.01, 0.02, 0.1, 0.5, 0.0], jnp.float32),
+                 trial_forecasts=jnp.asarray([0.9, 0.8, 0.95, 0.85, 0.0], jnp.float32),
+                 trial_diverged=jnp.asarray([False, False, False, True, False]))
+  # 0.02 is best; 0.1 is within 25% of it; 0.5 too, but it diverged.
+  assert float(s.trial_lrs[A.chosen_trial(cfg, s)]) == pytest.approx(want)
