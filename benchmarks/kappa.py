@@ -1,6 +1,6 @@
 """Measures the LCB exploration weight kappa of AutoLRS on MNIST-1D.
 
-    python benchmarks/kappa.py [--steps 3000] [--seeds 3] [--out out/kappa.json]
+    python -m benchmarks kappa [--steps 3000] [--seeds 3] [--out out/kappa.json]
 
 For each kappa (and EI), trains the example's CNN with AutoLRS for the same
 number of update calls (probe steps included) over several seeds and reports
@@ -16,28 +16,31 @@ import optax
 from flax import nnx
 
 import autolrs_jax
-from autolrs_jax.tasks import loop
-from autolrs_jax.tasks import mnist1d
+from benchmarks import training
+from benchmarks.tasks import accuracy
+from benchmarks.tasks import mnist1d
+from benchmarks.tasks import model_loss
 
 SETTINGS = [("lcb", 0.5), ("lcb", 2.0), ("lcb", 10.0), ("lcb", 1000.0), ("ei", 0.0)]
 
 
 def run(data, acquisition, kappa, seed, steps):
-  model = mnist1d.CNN(rngs=nnx.Rngs(seed))
+  graphdef, params = nnx.split(mnist1d.CNN(rngs=nnx.Rngs(seed)), nnx.Param)
+  loss = model_loss(graphdef)
   tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=1.0,
                            tau=200, num_trials=6, tau_max=800,
                            acquisition=acquisition, kappa=kappa, seed=seed)
-  loop.train(model, tx, mnist1d.cross_entropy, data, steps=steps, seed=seed)
-  val_loss = float(mnist1d.cross_entropy(model, data.x_val, data.y_val))
-  return val_loss, mnist1d.accuracy(model, data.x_test, data.y_test)
+  params, _, _ = training.train(params, tx, loss, data, steps=steps, seed=seed)
+  val_loss = float(loss(params, data.x_val, data.y_val))
+  return val_loss, accuracy(graphdef, params, data.x_test, data.y_test)
 
 
-def main():
-  parser = argparse.ArgumentParser()
+def main(argv=None):
+  parser = argparse.ArgumentParser(prog="python -m benchmarks kappa")
   parser.add_argument("--steps", type=int, default=3000)
   parser.add_argument("--seeds", type=int, default=3)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/kappa.json"))
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   data = mnist1d.load()
   rows = []
   for acquisition, kappa in SETTINGS:
@@ -52,6 +55,3 @@ def main():
   args.out.parent.mkdir(parents=True, exist_ok=True)
   args.out.write_text(json.dumps({"steps": args.steps, "rows": rows}, indent=2))
 
-
-if __name__ == "__main__":
-  main()

@@ -1,21 +1,27 @@
-"""Renders the README's "Measurements" section from the results files.
+"""Renders the measurements from the results files: docs/benchmarks.md and the README's headline.
 
-    python benchmarks/render_readme.py [--results results] [--readme README.md]
+    python -m benchmarks readme [--results results] [--readme README.md] [--docs docs/benchmarks.md]
 
-Every number in that section comes from a JSON file written by a command of
-this repository; the section names the command next to its numbers.
+``docs/benchmarks.md`` is generated whole: every table, plot and measurement.
+The README gets only a headline table of the benchmark, between its markers.
+Every number comes from a JSON file written by a command of this repository,
+named next to its numbers.
 """
 
 import argparse
 import json
 import pathlib
 
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+BEGIN, END = "<!-- headline:begin -->", "<!-- headline:end -->"
+# The benchmark rows of the README's headline: AutoLRS, its companion, the
+# tuned schedule it must beat and the LR-free peers.
+HEADLINE_METHODS = ("cosine", "autolrs-sgd", "autolrs-adam", "exptest", "prodigy",
+                    "schedule-free-adamw", "dadapt-adamw")
 
 
 def mnist1d_section(r):
   lines = [
-      "### The main example (`python examples/train_mnist1d.py --out results`)",
+      "### The main example (`python -m examples.train_mnist1d --out results`)",
       "",
       f"Test accuracy **{r['test_accuracy']:.4f}** after {r['steps']} update calls, of which "
       f"{r['probe_steps']} were probe steps ({100 * r['probe_steps'] / r['steps']:.0f}%), "
@@ -27,7 +33,7 @@ def mnist1d_section(r):
   for s in r["stages"]:
     lr = "—" if s["lr"] is None else f"{s['lr']:.3g}"
     lines.append(f"| {s['stage']} | {s['probe_steps']} | {s['exploit_steps']} | {lr} |")
-  lines += ["", "![AutoLRS on MNIST-1D](results/mnist1d.png)"]
+  lines += ["", "![AutoLRS on MNIST-1D](../results/mnist1d.png)"]
   return lines
 
 
@@ -37,7 +43,7 @@ def exptest_section(r):
   lrs = " → ".join(f"{t['lr']:.3g}" for t in tune)
   state = r["final_state"]
   return [
-      "### ExpTest-style control (`python examples/exptest_mnist1d.py --out results`)",
+      "### ExpTest-style control (`python -m examples.exptest_mnist1d --out results`)",
       "",
       f"MNIST-1D CNN, `exptest(optax.sgd(1.0, momentum=0.9))` with no initial LR: test accuracy "
       f"**{r['test_accuracy']:.4f}** after {r['steps']} update calls ({r['wall_seconds']:.0f} s). "
@@ -50,7 +56,7 @@ def exptest_section(r):
 def step_time_section(r):
   b, a = r["base"], r["autolrs"]
   return [
-      "### Step time (`python benchmarks/step_time.py --out results/step_time.json`)",
+      "### Step time (`python -m benchmarks step-time --out results/step_time.json`)",
       "",
       f"MNIST-1D CNN, batch 128, {r['steps']} timed steps on `{r['device']}`, same process:",
       "",
@@ -68,7 +74,7 @@ def step_time_section(r):
 
 def kappa_section(r):
   lines = [
-      f"### Acquisition and κ (`python benchmarks/kappa.py --out results/kappa.json`)",
+      f"### Acquisition and κ (`python -m benchmarks kappa --out results/kappa.json`)",
       "",
       f"MNIST-1D CNN, {r['steps']} update calls (probes included), "
       f"{len(r['rows'][0]['val_loss'])} seeds; median [min, max]:",
@@ -112,13 +118,13 @@ def data_parallel_section(results):
 
 
 def bench_section(results_dir):
-  """The benchmark's table (``python -m autolrs_jax.bench``) and its plots."""
+  """The benchmark's table (``python -m benchmarks``) and its plots."""
   bench = results_dir / "bench"
   if not (bench / "table.md").exists():
     return []
   machine = json.loads((bench / "results.json").read_text())["machine"]
   lines = [
-      "### Benchmark (`python -m autolrs_jax.bench`)",
+      "### Benchmark (`python -m benchmarks`)",
       "",
       f"Full run on this machine ({machine}); `results/bench/results.json` holds every number. "
       "Speed-up = update calls the best-of-grid cosine run needs to reach its own final "
@@ -129,13 +135,13 @@ def bench_section(results_dir):
       "",
   ]
   for png in sorted(bench.glob("*.png")):
-    lines += [f"![{png.stem}]({png.relative_to(results_dir.parent)})", ""]
+    lines += [f"![{png.stem}](../{png.relative_to(results_dir.parent)})", ""]
   overhead = bench / "overhead.json"
   if overhead.exists():
     lines += overhead_section(json.loads(overhead.read_text()))
   tables = sorted(bench.glob("ensemble_*.md"))
   if tables:
-    lines += ["### Ensembles (`python -m autolrs_jax.bench ensemble`)", "",
+    lines += ["### Ensembles (`python -m benchmarks ensemble`)", "",
               "Selected on validation, reported on test; gain = test accuracy minus that of the "
               "best single model (picked on validation), per seed, then the median [min, max].", ""]
   for table in tables:
@@ -145,7 +151,7 @@ def bench_section(results_dir):
 
 def overhead_section(r):
   lines = [
-      "### Overhead (`python -m autolrs_jax.bench overhead`)",
+      "### Overhead (`python -m benchmarks overhead`)",
       "",
       f"MLPs, batch {r['batch']}, same process, warmed up; {r['machine']}. Median step (mean "
       "includes the BO steps that end probes):",
@@ -171,27 +177,59 @@ SECTIONS = (("mnist1d.json", mnist1d_section), ("exptest_mnist1d.json", exptest_
             ("kappa.json", kappa_section))
 
 
-def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--results", type=pathlib.Path, default=pathlib.Path("results"))
-  parser.add_argument("--readme", type=pathlib.Path, default=pathlib.Path("README.md"))
-  args = parser.parse_args()
-  lines = [BEGIN, "Generated by `python benchmarks/render_readme.py` from `results/*.json`; "
-           "do not edit by hand.", ""]
+def headline(results_dir: pathlib.Path) -> list[str]:
+  """Per task, the median final validation loss and speed-up of the headline methods."""
+  path = results_dir / "bench" / "results.json"
+  if not path.exists():
+    return ["(no benchmark results yet: `python -m benchmarks`)"]
+  tasks = json.loads(path.read_text())["tasks"]
+  names = sorted(tasks)
+  lines = ["| method | " + " | ".join(f"{t}: val loss (speed-up)" for t in names) + " |",
+           "|---|" + "---:|" * len(names)]
+  for method in HEADLINE_METHODS:
+    cells = []
+    for task in names:
+      row = next((r for r in tasks[task]["rows"] if r["method"] == method), None)
+      if row is None:
+        cells.append("—")
+        continue
+      speedup = (row.get("speedup") or {}).get("median")
+      pace = f"{speedup:.2f}×" if speedup is not None else "never"
+      cells.append(f"{row['final_val_loss']['median']:.3f} ({pace})")
+    lines.append(f"| {method} | " + " | ".join(cells) + " |")
+  return lines
+
+
+def measurements(results_dir: pathlib.Path) -> list[str]:
+  """Every measurement section, for docs/benchmarks.md."""
+  lines = []
   for name, render in SECTIONS:
-    path = args.results / name
+    path = results_dir / name
     if path.exists():
       lines += render(json.loads(path.read_text())) + [""]
-  parallel = [json.loads(p.read_text()) for p in sorted(args.results.glob("data_parallel_*.json"))]
+  parallel = [json.loads(p.read_text()) for p in sorted(results_dir.glob("data_parallel_*.json"))]
   if parallel:
     lines += data_parallel_section(parallel) + [""]
-  lines += bench_section(args.results)
-  lines.append(END)
+  return lines + bench_section(results_dir)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(prog="python -m benchmarks readme")
+  parser.add_argument("--results", type=pathlib.Path, default=pathlib.Path("results"))
+  parser.add_argument("--readme", type=pathlib.Path, default=pathlib.Path("README.md"))
+  parser.add_argument("--docs", type=pathlib.Path, default=pathlib.Path("docs/benchmarks.md"))
+  args = parser.parse_args(argv)
+  doc = ["# Benchmarks and measurements", "",
+         "Generated by `python -m benchmarks readme` from `results/`; do not edit by hand. "
+         "Each section names the command that wrote its numbers.", ""]
+  args.docs.parent.mkdir(parents=True, exist_ok=True)
+  args.docs.write_text("\n".join(doc + measurements(args.results)).rstrip() + "\n")
+  lines = [BEGIN, "Generated by `python -m benchmarks readme` from `results/bench/results.json`; "
+           "medians over seeds. Speed-up: update calls the best-of-grid cosine needs to reach its "
+           "own final validation loss, divided by the method's (AutoLRS's probes count); 'never': "
+           "not reached. The cosine's grid costs 7 runs; every other row one.", ""]
+  lines += headline(args.results) + ["", END]
   text = args.readme.read_text()
   head, rest = text.split(BEGIN, 1)
   _, tail = rest.split(END, 1)
   args.readme.write_text(head + "\n".join(lines) + tail)
-
-
-if __name__ == "__main__":
-  main()

@@ -1,12 +1,12 @@
 """Checkpoint AutoLRS mid-run with orbax and resume it in a new process.
 
-    python examples/checkpoint_resume.py --steps 400 --out out/full
-    python examples/checkpoint_resume.py --steps 400 --stop-at 130 --ckpt out/ckpt --out out/a
-    python examples/checkpoint_resume.py --steps 400 --resume --ckpt out/ckpt --out out/b
+    python -m examples.checkpoint_resume --steps 400 --out out/full
+    python -m examples.checkpoint_resume --steps 400 --stop-at 130 --ckpt out/ckpt --out out/a
+    python -m examples.checkpoint_resume --steps 400 --resume --ckpt out/ckpt --out out/b
 
-The AutoLRS state is a pytree of arrays inside ``nnx.Optimizer.opt_state``
-(snapshot, BO observations, probe buffer, PRNG key included), so orbax saves
-it with the model like any optimizer state. Minibatches are drawn from a key
+The AutoLRS state is a pytree of arrays (snapshot, BO observations, probe
+buffer, PRNG key included), so orbax saves it with the parameters like any
+optimizer state. Minibatches are drawn from a key
 per step, so a resumed run sees the same data as an uninterrupted one: it
 makes the same LR decisions and ends with the same parameters, bit for bit
 on CPU. Each run writes ``<out>/run.npz`` with the LR, phase and stage of
@@ -23,15 +23,16 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 import autolrs_jax
-from autolrs_jax.tasks import loop
-from autolrs_jax.tasks import mnist1d
+from benchmarks import training
+from benchmarks.tasks import mnist1d
+from benchmarks.tasks import model_loss
 
 
 def build(seed: int):
-  model = mnist1d.CNN(channels=16, rngs=nnx.Rngs(seed))
+  graphdef, params = nnx.split(mnist1d.CNN(channels=16, rngs=nnx.Rngs(seed)), nnx.Param)
   tx = autolrs_jax.autolrs(optax.adam(1.0), min_lr=1e-4, max_lr=1e-1, tau=60,
                            tau_probe=8, num_trials=3, tau_max=120, seed=seed)
-  return model, nnx.Optimizer(model, tx, wrt=nnx.Param)
+  return graphdef, params, tx
 
 
 def main():
@@ -45,38 +46,37 @@ def main():
   args = parser.parse_args()
 
   data = mnist1d.load(num_samples=1500, num_val=200)
-  model, optimizer = build(args.seed)
+  graphdef, params, tx = build(args.seed)
+  opt_state = tx.init(params)
   checkpointer = ocp.StandardCheckpointer()
   start = 0
   if args.resume:
-    target = {"model": nnx.state(model), "optimizer": nnx.state(optimizer)}
-    restored = checkpointer.restore(args.ckpt.resolve(), target)
-    nnx.update(model, restored["model"])
-    nnx.update(optimizer, restored["optimizer"])
-    start = int(autolrs_jax.find_state(optimizer.opt_state).count)
+    restored = checkpointer.restore(args.ckpt.resolve(),
+                                    {"params": params, "opt_state": opt_state})
+    params, opt_state = restored["params"], restored["opt_state"]
+    start = int(autolrs_jax.find_state(opt_state).count)
   stop = args.stop_at if args.stop_at is not None else args.steps
 
-  step = loop.make_train_step(
-      mnist1d.cross_entropy, data.x_train, data.y_train, data.x_val, data.y_val,
-      batch_size=64, pass_value=True, pass_validation=True)
+  step = training.make_step(model_loss(graphdef), tx, data, batch_size=64, pass_value=True,
+                            opt_state=opt_state)
   keys = jax.random.split(jax.random.key(args.seed), args.steps)
   lrs, phases, stages = [], [], []
   for i in range(start, stop):
-    _, lr, phase, stage = step(model, optimizer, keys[i])
-    lrs.append(float(lr))
-    phases.append(int(phase))
-    stages.append(int(stage))
+    params, opt_state, record = step(params, opt_state, keys[i])
+    lrs.append(float(record.learning_rate))
+    phases.append(int(record.phase))
+    stages.append(int(record.stage))
 
   if args.stop_at is not None:
-    checkpointer.save(args.ckpt.resolve(),
-                      {"model": nnx.state(model), "optimizer": nnx.state(optimizer)}, force=True)
+    checkpointer.save(args.ckpt.resolve(), {"params": params, "opt_state": opt_state},
+                      force=True)
     checkpointer.wait_until_finished()
   args.out.mkdir(parents=True, exist_ok=True)
-  leaves = [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
+  leaves = [np.asarray(x) for x in jax.tree.leaves(params)]
   np.savez(args.out / "run.npz", lrs=np.asarray(lrs), phases=np.asarray(phases),
            stages=np.asarray(stages), start=start,
            **{f"param_{i}": leaf for i, leaf in enumerate(leaves)})
-  info = autolrs_jax.describe(optimizer.opt_state)
+  info = autolrs_jax.describe(opt_state)
   print(f"ran steps {start}..{stop}: stage {info['stage']}, {info['phase']}, "
         f"lr {info['learning_rate']:.3g}")
 

@@ -1,7 +1,7 @@
 """MNIST-1D with AutoLRS on every local device: pmap, or jit with shardings.
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=8 python examples/data_parallel.py
-    XLA_FLAGS=--xla_force_host_platform_device_count=8 python examples/data_parallel.py --sharding
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m examples.data_parallel
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m examples.data_parallel --sharding
 
 The global batch is split over the devices. With ``pmap`` each replica runs
 AutoLRS with ``axis_name='batch'``, which averages the loss over replicas, so
@@ -27,7 +27,9 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 import autolrs_jax
-from autolrs_jax.tasks import mnist1d
+from benchmarks.tasks import accuracy
+from benchmarks.tasks import mnist1d
+from benchmarks.tasks import model_loss
 
 
 def make_tx(args, axis_name=None):
@@ -37,7 +39,7 @@ def make_tx(args, axis_name=None):
 
 
 def loss_fn(graphdef, params, x, y):
-  return mnist1d.cross_entropy(nnx.merge(graphdef, params), x, y)
+  return model_loss(graphdef)(params, x, y)
 
 
 def run_pmap(args, graphdef, params, data, devices):
@@ -103,14 +105,13 @@ def main():
     times.append(time.perf_counter() - start)
     lrs.append(np.asarray(first(lr)))
     phases.append(np.asarray(first(phase)))
-  model = nnx.merge(graphdef, first(params))
-  accuracy = mnist1d.accuracy(model, data.x_test, data.y_test)
+  test_accuracy = accuracy(graphdef, first(params), data.x_test, data.y_test)
   lrs, phases = np.asarray(lrs), np.asarray(phases)
   exploited = sorted({float(lr) for lr, ph in zip(lrs, phases) if ph == autolrs_jax.EXPLOIT},
                      key=lambda v: np.argmax((lrs == v) & (phases == autolrs_jax.EXPLOIT)))
   mode = "sharding" if args.sharding else "pmap"
   result = {"mode": mode, "devices": len(devices), "global_batch": args.batch_size,
-            "steps": args.steps, "test_accuracy": accuracy, "exploited_lrs": exploited,
+            "steps": args.steps, "test_accuracy": test_accuracy, "exploited_lrs": exploited,
             "median_step_ms": 1e3 * float(np.median(times[50:])),
             "first_step_s": times[0]}
   args.out.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,13 @@
 """Train the MNIST-1D CNN with an ExpTest-style controller choosing the learning rate.
 
-    python examples/exptest_mnist1d.py            # 6000 steps, well under a minute on 2 CPU cores
-    python examples/exptest_mnist1d.py --quick    # a smoke run (800 steps, windows of 25)
+    python -m examples.exptest_mnist1d            # 6000 steps, well under a minute on 2 CPU cores
+    python -m examples.exptest_mnist1d --quick    # a smoke run (800 steps, windows of 25)
 
 ``exptest(optax.sgd(1.0, momentum=0.9))`` starts from no initial learning rate:
 it searches upwards from 1e-6, then tunes (see ``autolrs_jax.exptest``). The
-step is the project's compiled NNX step (``autolrs_jax.tasks.loop``, with the
-loss passed as ``value=``); this script drives it itself rather than through
-``loop.train`` because ``loop.train`` records the learning rate of AutoLRS
-only, and this example prints the controller's learning-rate trajectory.
+step is the repository's one compiled training step (``benchmarks.training``),
+which passes the loss as ``value=`` and records the controller's learning rate
+and phase at every step.
 """
 
 import argparse
@@ -16,19 +15,17 @@ import json
 import pathlib
 import time
 
-import jax
 import numpy as np
 import optax
 from flax import nnx
 
-from autolrs_jax.exptest import ExpTestState
-from autolrs_jax.exptest import exptest
-from autolrs_jax.exptest import PHASE_NAMES
-from autolrs_jax.exptest import TUNE
-from autolrs_jax.autolrs import describe
-from autolrs_jax.autolrs import find_state
-from autolrs_jax.tasks import loop
-from autolrs_jax.tasks import mnist1d
+import autolrs_jax
+from benchmarks import training
+from benchmarks.tasks import accuracy
+from benchmarks.tasks import mnist1d
+from benchmarks.tasks import model_loss
+
+PHASE_NAMES = ("search", "tune")  # Indexed by autolrs_jax.SEARCH and TUNE.
 
 
 def trajectory(lrs: np.ndarray, phases: np.ndarray) -> list[dict]:
@@ -56,32 +53,22 @@ def main():
     args.steps, args.window = 800, 25
 
   data = mnist1d.load()
-  model = mnist1d.CNN(rngs=nnx.Rngs(args.seed))
-  tx = exptest(optax.sgd(1.0, momentum=0.9), window=args.window)
-  optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-  step = loop.make_train_step(
-      mnist1d.cross_entropy, data.x_train, data.y_train, data.x_val, data.y_val,
-      args.batch_size, pass_value=True, pass_validation=False)
-  keys = jax.random.split(jax.random.key(args.seed), args.steps)
-
+  graphdef, params = nnx.split(mnist1d.CNN(rngs=nnx.Rngs(args.seed)), nnx.Param)
+  tx = autolrs_jax.exptest(optax.sgd(1.0, momentum=0.9), window=args.window)
   start = time.perf_counter()
-  lrs, phases, losses = [], [], []
-  for i in range(args.steps):
-    # The LR and phase this step applies (device arrays: no host sync here).
-    state = find_state(optimizer.opt_state, kind=ExpTestState)
-    lrs.append(state.learning_rate)
-    phases.append(state.phase)
-    losses.append(step(model, optimizer, keys[i])[0])
-  lrs, phases, losses = (np.asarray(jax.device_get(x)) for x in (lrs, phases, losses))
+  params, opt_state, history = training.train(
+      params, tx, model_loss(graphdef), data, steps=args.steps, batch_size=args.batch_size,
+      seed=args.seed)
   seconds = time.perf_counter() - start
-  test_accuracy = mnist1d.accuracy(model, data.x_test, data.y_test)
-  info = describe(optimizer.opt_state)
+  test_accuracy = accuracy(graphdef, params, data.x_test, data.y_test)
+  info = autolrs_jax.describe(opt_state)
+  lrs, phases, losses = history.learning_rate, history.phase, history.loss
   runs = trajectory(lrs, phases)
 
   print("learning-rate trajectory (first step: lr, phase, steps):")
   for row in runs:
     print(f"  {row['first_step']:6d}: {row['lr']:.3g}  {row['phase']:6s} {row['steps']} steps")
-  print(f"search ended at step {int(np.argmax(phases == TUNE))}, "
+  print(f"search ended at step {int(np.argmax(phases == autolrs_jax.TUNE))}, "
         f"{info['num_decreases']} plateau decreases, {info['num_cuts']} divergence cuts")
   print(f"final training loss (mean of last 100) {losses[-100:].mean():.4f}")
   print(f"test accuracy {test_accuracy:.4f} after {args.steps} steps, {seconds:.0f} s")

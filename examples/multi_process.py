@@ -1,7 +1,7 @@
 """AutoLRS across processes: ``jax.distributed`` on localhost, CPU devices, gloo.
 
-    python examples/multi_process.py --launch 2 --local-devices 2 --out out/mp
-    python examples/multi_process.py --launch 1 --local-devices 4 --out out/sp
+    python -m examples.multi_process --launch 2 --local-devices 2 --out out/mp
+    python -m examples.multi_process --launch 1 --local-devices 4 --out out/sp
 
 Each launch starts N copies of this script as processes (``--process-id``
 0..N-1) that join through ``jax.distributed.initialize`` on a free localhost

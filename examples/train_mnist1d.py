@@ -1,7 +1,9 @@
 """Train a Flax NNX CNN on MNIST-1D with AutoLRS choosing the learning rate.
 
-    python examples/train_mnist1d.py            # under a minute on 2 CPU cores
-    python examples/train_mnist1d.py --quick    # a smoke run
+    python -m examples.train_mnist1d            # under a minute on 2 CPU cores
+    python -m examples.train_mnist1d --quick    # a smoke run
+
+(from the repository's root, where ``benchmarks`` holds the data and model).
 
 Writes ``<out>/mnist1d.json`` (test accuracy, steps, LR chosen per stage) and
 ``<out>/mnist1d.png`` (LR per step, probes visible, over the loss curve).
@@ -17,11 +19,23 @@ import optax
 from flax import nnx
 
 import autolrs_jax
-from autolrs_jax.tasks import loop
-from autolrs_jax.tasks import mnist1d
+from benchmarks import training
+from benchmarks.tasks import accuracy
+from benchmarks.tasks import mnist1d
+from benchmarks.tasks import model_loss
 
 
-def stage_summary(history: loop.History) -> list[dict]:
+def planned_steps(tau: int, tau_max: int, num_trials: int, stages: int) -> int:
+  """Update calls of ``stages`` AutoLRS stages (tau_probe = tau // 10, doubling)."""
+  total = 0
+  for _ in range(stages):
+    total += num_trials * (tau // 10) + tau
+    if 2 * tau <= tau_max:
+      tau *= 2
+  return total
+
+
+def stage_summary(history: training.History) -> list[dict]:
   """The LR each stage exploited, and how many steps it searched."""
   rows = []
   for stage in np.unique(history.stage):
@@ -36,7 +50,7 @@ def stage_summary(history: loop.History) -> list[dict]:
   return rows
 
 
-def plot(history: loop.History, path: pathlib.Path) -> None:
+def plot(history: training.History, path: pathlib.Path) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -83,17 +97,19 @@ def main():
     args.stages, args.tau, args.tau_max = 2, 100, 200
 
   data = mnist1d.load()
-  model = mnist1d.CNN(rngs=nnx.Rngs(args.seed))
+  graphdef, params = nnx.split(mnist1d.CNN(rngs=nnx.Rngs(args.seed)), nnx.Param)
   tx = autolrs_jax.autolrs(
       optax.sgd(1.0, momentum=0.9),
       min_lr=args.min_lr, max_lr=args.max_lr, tau=args.tau,
       num_trials=args.num_trials, tau_max=args.tau_max, seed=args.seed)
+  # The run ends after its last stage: that many steps, unless --steps is fewer.
+  steps = min(args.steps, planned_steps(args.tau, args.tau_max, args.num_trials, args.stages))
   start = time.perf_counter()
-  history = loop.train(model, tx, mnist1d.cross_entropy, data, steps=args.steps,
-                       batch_size=args.batch_size, seed=args.seed,
-                       stop_after_stage=args.stages - 1, progress=True)
+  params, _, history = training.train(
+      params, tx, model_loss(graphdef), data, steps=steps, batch_size=args.batch_size,
+      seed=args.seed, stop_after_stage=args.stages - 1, progress=True)
   seconds = time.perf_counter() - start
-  test_accuracy = mnist1d.accuracy(model, data.x_test, data.y_test)
+  test_accuracy = accuracy(graphdef, params, data.x_test, data.y_test)
   probe_steps = int(np.sum(history.phase == autolrs_jax.PROBE))
 
   args.out.mkdir(parents=True, exist_ok=True)

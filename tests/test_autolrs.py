@@ -315,3 +315,17 @@ def test_through_nnx_optimizer_update():
   for _ in range(TAU):
     losses.append(float(step(model, optimizer)))
   assert losses[-1] < losses[0]
+
+
+def test_optax_tree_get_reads_the_learning_rate_in_a_chain_and_an_nnx_optimizer():
+  tx = optax.chain(optax.clip_by_global_norm(1.0), small_tx())
+  params = {"w": jnp.ones(3), "b": jnp.float32(0.5)}
+  state = tx.init(params)
+  for _ in range(TAU_PROBE + 1):  # Into the second probe, at a BO-proposed LR.
+    _, state = tx.update(params, state, params, value=jnp.float32(1.0))
+  want = autolrs_jax.find_state(state).learning_rate
+  assert optax.tree.get(state, "learning_rate") == want
+  model = nnx.Linear(3, 1, rngs=nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, small_tx(), wrt=nnx.Param)
+  got = optax.tree.get(nnx.as_pure(optimizer.opt_state), "learning_rate")
+  assert got == autolrs_jax.find_state(optimizer.opt_state).learning_rate

@@ -12,10 +12,10 @@ import optax
 import pytest
 
 import autolrs_jax
-from autolrs_jax.bench import methods
-from autolrs_jax.bench import report
-from autolrs_jax.bench import runner
-from autolrs_jax.bench import tasks
+from benchmarks import methods
+from benchmarks import report
+from benchmarks import runner
+from benchmarks import tasks
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -93,7 +93,7 @@ def test_autolrs_stages_fill_each_full_budget():
 def test_quick_benchmark_and_ensembles_on_digits(tmp_path):
   out = tmp_path / "bench"
   for command in ([], ["ensemble"]):
-    subprocess.run([sys.executable, "-m", "autolrs_jax.bench", *command, "--task", "digits",
+    subprocess.run([sys.executable, "-m", "benchmarks", *command, "--task", "digits",
                     "--quick", "--out", str(out)], check=True, cwd=ROOT, timeout=600)
   result = json.loads((out / "results.json").read_text())["tasks"]["digits"]
   names = {r["method"] for r in result["rows"]}

@@ -9,12 +9,13 @@ import pytest
 
 import autolrs_jax
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "examples" / "checkpoint_resume.py"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 300
 
 
 def run(*args):
-  subprocess.run([sys.executable, str(SCRIPT), "--steps", str(STEPS), *map(str, args)],
+  subprocess.run([sys.executable, "-m", "examples.checkpoint_resume", "--steps", str(STEPS),
+                  *map(str, args)], cwd=ROOT,
                  check=True, timeout=300)
 
 

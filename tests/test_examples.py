@@ -11,7 +11,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def test_mnist1d_example_quick(tmp_path):
   subprocess.run(
-      [sys.executable, str(ROOT / "examples" / "train_mnist1d.py"), "--quick",
+      [sys.executable, "-m", "examples.train_mnist1d", "--quick",
        "--out", str(tmp_path)],
       check=True, cwd=ROOT, timeout=600)
   result = json.loads((tmp_path / "mnist1d.json").read_text())
@@ -29,7 +29,7 @@ def test_data_parallel_example_pmap_and_sharding_agree(tmp_path):
   results = {}
   for mode in ([], ["--sharding"]):
     subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "data_parallel.py"), "--steps", "80",
+        [sys.executable, "-m", "examples.data_parallel", "--steps", "80",
          "--tau", "20", "--out", str(tmp_path), *mode],
         check=True, cwd=ROOT, timeout=600, env=env)
   for mode in ("pmap", "sharding"):

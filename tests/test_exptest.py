@@ -405,10 +405,10 @@ def test_missing_value_and_bad_hyper_parameters():
 
 
 def test_mnist1d_example_quick(tmp_path):
-  """examples/exptest_mnist1d.py --quick: 800 steps, through search and tuning."""
+  """python -m examples.exptest_mnist1d --quick: 800 steps, through search and tuning."""
   root = pathlib.Path(__file__).resolve().parents[1]
   subprocess.run(
-      [sys.executable, str(root / "examples" / "exptest_mnist1d.py"), "--quick",
+      [sys.executable, "-m", "examples.exptest_mnist1d", "--quick",
        "--out", str(tmp_path)],
       check=True, cwd=root, timeout=600, capture_output=True)
   result = json.loads((tmp_path / "exptest_mnist1d.json").read_text())

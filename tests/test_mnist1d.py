@@ -5,8 +5,10 @@ import pytest
 from flax import nnx
 
 import autolrs_jax
-from autolrs_jax.tasks import loop
-from autolrs_jax.tasks import mnist1d
+from benchmarks import training
+from benchmarks.tasks import accuracy
+from benchmarks.tasks import mnist1d
+from benchmarks.tasks import model_loss
 
 MIN_LR, MAX_LR = 1e-3, 1.0
 STAGES = 3  # 300 + 600 + 600 update calls at most, probe steps included.
@@ -18,9 +20,10 @@ def data():
 
 
 def train(data, tx, steps, **kw):
-  model = mnist1d.CNN(rngs=nnx.Rngs(0))
-  history = loop.train(model, tx, mnist1d.cross_entropy, data, steps=steps, seed=0, **kw)
-  return mnist1d.accuracy(model, data.x_test, data.y_test), len(history.loss)
+  graphdef, params = nnx.split(mnist1d.CNN(rngs=nnx.Rngs(0)), nnx.Param)
+  params, _, history = training.train(params, tx, model_loss(graphdef), data, steps=steps,
+                                      seed=0, **kw)
+  return accuracy(graphdef, params, data.x_test, data.y_test), len(history.loss)
 
 
 @pytest.mark.slow

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from autolrs_jax.tasks import charlm
-from autolrs_jax.tasks import mnist1d
+from benchmarks.tasks import charlm
+from benchmarks.tasks import mnist1d
 
 
 def test_charlm_splits_are_fixed_shifted_windows():

@@ -13,7 +13,7 @@ from optax import contrib
 
 import autolrs_jax
 from autolrs_jax import schedules
-from autolrs_jax.bench.tasks import LR_RANGES, Task, base_optimizer
+from benchmarks.tasks import LR_RANGES, Task, base_optimizer
 
 # Kinds of method, by what a user must supply.
 AUTO = "auto"  # Searches the LR itself within a range (AutoLRS, ExpTest).

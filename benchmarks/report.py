@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from autolrs_jax.bench.methods import DERIVED, GRID, METHODS
-from autolrs_jax.bench.tasks import TASKS
+from benchmarks.methods import DERIVED, GRID, METHODS
+from benchmarks.tasks import TASKS
 
 
 def steps_to_target(record: dict[str, Any], target: float) -> int | None:
@@ -214,7 +214,7 @@ def plot_gp_posterior(record: dict[str, Any], stage: int, out: pathlib.Path) -> 
   """The GP posterior over log LR that BO had after a stage's probes."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from autolrs_jax import bo  # pylint: disable=g-import-not-at-top
-  from autolrs_jax.bench.tasks import LR_RANGES  # pylint: disable=g-import-not-at-top
+  from benchmarks.tasks import LR_RANGES  # pylint: disable=g-import-not-at-top
 
   plt = _pyplot()
   data = next(s for s in record["bo_stages"] if s["stage"] == stage)

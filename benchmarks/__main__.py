@@ -1,9 +1,13 @@
-"""Command line of the benchmark.
+"""Command line of the benchmarks.
 
-    python -m autolrs_jax.bench --task mnist1d --quick   # one task, quick budget
-    python -m autolrs_jax.bench                           # all tasks, full budget, 3 seeds
-    python -m autolrs_jax.bench report --out DIR          # table and plots again
-    python -m autolrs_jax.bench overhead                  # step-time micro-benchmark
+    python -m benchmarks --task mnist1d --quick   # one task, quick budget
+    python -m benchmarks                           # all tasks, full budget, 3 seeds
+    python -m benchmarks report --out DIR          # table and plots again
+    python -m benchmarks overhead                  # step-time micro-benchmark
+    python -m benchmarks ensemble                  # LREnsemble selection over the runs
+    python -m benchmarks step-time                 # the example CNN's step, AutoLRS vs SGD
+    python -m benchmarks kappa                     # AutoLRS's LCB kappa on MNIST-1D
+    python -m benchmarks readme                    # README and docs/benchmarks.md from results/
 
 Runs are appended to ``<out>/runs.jsonl`` as they finish and skipped when
 found there, so an interrupted benchmark resumes where it stopped.
@@ -18,10 +22,10 @@ import sys
 
 import numpy as np
 
-from autolrs_jax.bench import report
-from autolrs_jax.bench import runner
-from autolrs_jax.bench.methods import DERIVED, GRID, METHODS
-from autolrs_jax.bench.tasks import GRID_POINTS, QUICK_GRID_POINTS, TASKS, lr_grid
+from benchmarks import report
+from benchmarks import runner
+from benchmarks.methods import DERIVED, GRID, METHODS
+from benchmarks.tasks import GRID_POINTS, QUICK_GRID_POINTS, TASKS, lr_grid
 
 FULL_OUT = pathlib.Path("results/bench")
 QUICK_OUT = pathlib.Path("out/bench-quick")
@@ -126,11 +130,24 @@ def _save_logits(out: pathlib.Path, record: dict, run: runner.Run) -> None:
                       test=run.test_logits.astype(np.float16))
 
 
+def _script(name: str):
+  """The ``main(argv)`` of a stand-alone measurement (imported only when run)."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  return importlib.import_module(f"benchmarks.{name}").main
+
+
+SCRIPTS = {"step-time": "step_time", "kappa": "kappa", "readme": "render_readme"}
+
+
 def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m autolrs_jax.bench",
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if argv and argv[0] in SCRIPTS:
+    return _script(SCRIPTS[argv[0]])(argv[1:])
+  parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                    description="AutoLRS against tuned schedules and LR-free peers.")
   parser.add_argument("command", nargs="?", default="run",
-                      choices=("run", "report", "overhead", "ensemble"))
+                      choices=("run", "report", "overhead", "ensemble", *SCRIPTS),
+                      help="step-time, kappa and readme take their own options (--help)")
   parser.add_argument("--task", action="append", choices=sorted(TASKS),
                       help="task(s) to run (default: all)")
   parser.add_argument("--methods", help="comma-separated subset of: " + ", ".join(METHODS))
@@ -146,10 +163,10 @@ def main(argv=None) -> None:
     report.write_report(records, out, machine())
     print((out / "table.md").read_text())
   elif args.command == "overhead":
-    from autolrs_jax.bench import overhead  # pylint: disable=g-import-not-at-top
+    from benchmarks import overhead  # pylint: disable=g-import-not-at-top
     overhead.main(out, args.quick, machine())
   elif args.command == "ensemble":
-    from autolrs_jax.bench import pool  # pylint: disable=g-import-not-at-top
+    from benchmarks import pool  # pylint: disable=g-import-not-at-top
     pool.main(args, out, lambda task: run_benchmark(
         argparse.Namespace(**{**vars(args), "task": [task]}), out))
 

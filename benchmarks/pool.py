@@ -1,6 +1,6 @@
 """Ensembles from the benchmark's runs: the models LR tuning trains anyway.
 
-    python -m autolrs_jax.bench ensemble --task mnist1d [--out results/bench]
+    python -m benchmarks ensemble --task mnist1d [--out results/bench]
 
 The pool of one seed is every final model the benchmark trained on a
 classification task with that seed: every LR of the constant and cosine grids,
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from autolrs_jax import ensemble
-from autolrs_jax.bench.tasks import TASKS
+from benchmarks.tasks import TASKS
 
 MAX_TEAM = 4  # Exhaustive and focal selection over teams of up to this size.
 GREEDY_SIZE = 10

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from autolrs_jax.tasks import Splits
+from benchmarks.tasks.common import Splits
 
 NUM_VAL = NUM_TEST = 250
 

@@ -22,9 +22,11 @@ from flax import nnx
 from optax import contrib
 
 import autolrs_jax
-from autolrs_jax.bench.methods import Method
-from autolrs_jax.bench.tasks import Task, loss_on_logits
-from autolrs_jax.tasks import loop
+from benchmarks import training
+from benchmarks.methods import Method
+from benchmarks.tasks import loss_on_logits
+from benchmarks.tasks import model_loss
+from benchmarks.tasks import Task
 
 
 class Run(NamedTuple):
@@ -48,7 +50,7 @@ def _held_params(params, opt_state, method: Method):
   """The parameters a user would keep if training stopped now."""
   if method.schedule_free:
     return contrib.schedule_free_eval_params(opt_state, params)
-  if loop.has_controller(opt_state):
+  if training.controller_in(opt_state):
     s = autolrs_jax.find_state(opt_state)
     # Inside a probe (but not at its stage's first step, before the snapshot
     # is taken) the kept model is the snapshot.
@@ -69,33 +71,11 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
   graphdef, params = nnx.split(task.make_model(seed))
   tx = method.build(task, steps, seed, lr)
   opt_state = tx.init(params)
-  autolrs_inside = loop.has_controller(opt_state)
-  controller_inside = loop.has_controller(opt_state, kind=None)  # AutoLRS or ExpTest.
-  x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-  x_sig = jnp.asarray(data.x_val[:task.val_signal_size])
-  y_sig = jnp.asarray(data.y_val[:task.val_signal_size])
-
-  def loss_fn(p, x, y):
-    return loss_on_logits(nnx.merge(graphdef, p)(x), y)
-
-  def step(carry, key):
-    p, s = carry
-    idx = jax.random.randint(key, (task.batch_size,), 0, x_train.shape[0])
-    loss, grads = jax.value_and_grad(loss_fn)(p, x_train[idx], y_train[idx])
-    kwargs, lr_now, phase = {}, jnp.float32(jnp.nan), jnp.int32(-1)
-    if method.passes_value:
-      kwargs["value"] = loss
-    if controller_inside:
-      c = autolrs_jax.find_state(s, kind=None)
-      lr_now = c.learning_rate
-    if autolrs_inside:
-      kwargs["validation_value"] = jax.lax.cond(
-          c.wants_validation, lambda: loss_fn(p, x_sig, y_sig), lambda: jnp.float32(jnp.nan))
-      phase = c.phase
-    updates, s = tx.update(grads, s, p, **kwargs)
-    return (optax.apply_updates(p, updates), s), (loss, lr_now, phase)
-
-  step = jax.jit(step)
+  autolrs_inside = training.controller_in(opt_state)
+  signal = data._replace(x_val=data.x_val[:task.val_signal_size],
+                         y_val=data.y_val[:task.val_signal_size])
+  step = training.make_step(model_loss(graphdef), tx, signal, task.batch_size,
+                            pass_value=method.passes_value, opt_state=opt_state)
 
   @jax.jit
   def logits(p, s, x):
@@ -111,7 +91,7 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
   records, eval_steps, val_losses, bo_stages = [], [], [], {}
   for begin in range(0, steps, eval_every):
     for key in keys[begin:begin + eval_every]:
-      (params, opt_state), rec = step((params, opt_state), key)
+      params, opt_state, rec = step(params, opt_state, key)
       records.append(rec)
     eval_steps.append(min(begin + eval_every, steps))
     val_losses.append(evaluate(params, opt_state, x_curve, y_curve)[1])
@@ -122,7 +102,7 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
   test_accuracy = (float(jnp.mean(jnp.argmax(test_logits, -1) == jnp.asarray(data.y_test)))
                    if task.classification else float("nan"))
   wall = time.perf_counter() - start
-  train_loss, learning_rate, phase = (np.asarray(c) for c in zip(*jax.device_get(records)))
+  train_loss, learning_rate, phase, _ = (np.asarray(c) for c in zip(*jax.device_get(records)))
   keep = keep_logits and task.classification
   return Run(
       eval_steps=np.asarray(eval_steps), val_loss=np.asarray(val_losses),

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from autolrs_jax.tasks import Splits
+from benchmarks.tasks.common import Splits
 
 VOCAB = 256
 
@@ -87,15 +87,3 @@ class CharTransformer(nnx.Module):
     for block in self.blocks:
       x = block(x, mask)
     return self.head(self.norm(x))
-
-
-def cross_entropy(model: nnx.Module, x, y):
-  """Mean next-byte loss in nats."""
-  logp = jax.nn.log_softmax(model(x))
-  return -jnp.mean(jnp.take_along_axis(logp, y[..., None], axis=-1))
-
-
-def bits_per_char(model: nnx.Module, x, y, batch: int = 256) -> float:
-  total = sum(float(cross_entropy(model, x[i:i + batch], y[i:i + batch])) * len(x[i:i + batch])
-              for i in range(0, len(x), batch))
-  return total / len(x) / math.log(2.0)

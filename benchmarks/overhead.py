@@ -1,6 +1,6 @@
 """What AutoLRS costs per step: time, compilation, memory, and one BO proposal.
 
-    python -m autolrs_jax.bench overhead [--out results/bench/overhead.json]
+    python -m benchmarks overhead [--out results/bench/overhead.json]
 
 For MLPs of about 1e4, 1e6 and 1e7 parameters, the same jitted step (forward,
 backward, update) with ``autolrs(sgd)`` and with the bare ``sgd``, in one
@@ -22,6 +22,8 @@ import optax
 
 import autolrs_jax
 from autolrs_jax import bo
+from benchmarks import training
+from benchmarks.tasks import Splits
 
 # Hidden width of a 256 -> w -> w -> 10 MLP, for about 1e4, 1e6 and 1e7 parameters.
 WIDTHS = {"1e4": 36, "1e6": 870, "1e7": 3030}
@@ -48,31 +50,14 @@ def nbytes(tree) -> int:
 
 
 def time_optimizer(tx, params, steps: int, pass_value: bool) -> dict:
-  x = jax.random.normal(jax.random.key(1), (BATCH, 256))
-  y = jax.random.randint(jax.random.key(2), (BATCH,), 0, 10)
+  """The one training step on a fixed synthetic batch, timed by the one timer."""
+  x = np.asarray(jax.random.normal(jax.random.key(1), (BATCH, 256)))
+  y = np.asarray(jax.random.randint(jax.random.key(2), (BATCH,), 0, 10))
+  data = Splits(x, y, x, y, x, y)
   opt_state = tx.init(params)
-
-  @jax.jit
-  def step(params, opt_state):
-    loss, grads = jax.value_and_grad(mlp_loss)(params, x, y)
-    kwargs = {"value": loss} if pass_value else {}
-    updates, opt_state = tx.update(grads, opt_state, params, **kwargs)
-    return optax.apply_updates(params, updates), opt_state
-
-  start = time.perf_counter()
-  params, opt_state = jax.block_until_ready(step(params, opt_state))
-  first = time.perf_counter() - start
-  for _ in range(20):
-    params, opt_state = step(params, opt_state)
-  jax.block_until_ready(params)
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    params, opt_state = jax.block_until_ready(step(params, opt_state))
-    times.append(time.perf_counter() - start)
-  times = np.asarray(times)
-  return {"median_ms": 1e3 * float(np.median(times)), "mean_ms": 1e3 * float(times.mean()),
-          "first_call_s": first, "state_bytes": nbytes(opt_state)}
+  step = training.make_step(mlp_loss, tx, data, BATCH, pass_value=pass_value,
+                            opt_state=opt_state)
+  return training.time_steps(step, params, opt_state, steps)
 
 
 def bo_proposal_latency(repeats: int = 20) -> dict:

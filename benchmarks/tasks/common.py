@@ -1,0 +1,36 @@
+"""What every task shares: its splits, its loss (cross-entropy in nats), accuracy."""
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+
+class Splits(NamedTuple):
+  """Inputs and targets of the train, validation and test splits of a task."""
+
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_val: np.ndarray
+  y_val: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+
+
+def loss_on_logits(logits, labels):
+  """Mean cross-entropy in nats (classification and next-byte prediction alike)."""
+  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
+
+
+def model_loss(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
+  """``loss(params, x, y)`` of the model ``nnx.merge(graphdef, params)``."""
+  return lambda params, x, y: loss_on_logits(nnx.merge(graphdef, params)(x), y)
+
+
+def accuracy(graphdef: nnx.GraphDef, params, x, y) -> float:
+  """Classification accuracy of the model on ``(x, y)``."""
+  logits = nnx.merge(graphdef, params)(jnp.asarray(x))
+  return float(jnp.mean(jnp.argmax(logits, axis=-1) == jnp.asarray(y)))

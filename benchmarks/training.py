@@ -1,0 +1,174 @@
+"""The one training step of the repository, a loop around it, and the one step timer.
+
+The step is a single ``jax.jit`` function over a params pytree (a Flax NNX
+model split by ``nnx.split``, as in Flax's functional API) and the optimizer
+state. It draws its minibatch inside, passes the loss as ``value=`` to
+optimizers that take it (AutoLRS, ExpTest, reduce-on-plateau), and, when
+AutoLRS asks for a validation loss (``find_state(state).wants_validation``),
+computes it under ``jax.lax.cond``: no host round trip. Examples, benchmarks,
+timings and tests all train through it.
+"""
+
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import autolrs_jax
+
+LossFn = Callable[[Any, jax.Array, jax.Array], jax.Array]  # (params, x, y) -> scalar.
+NAN = float("nan")
+
+
+class Record(NamedTuple):
+  """What one step reports (arrays; NaN / -1 where no controller is in the state)."""
+
+  loss: jax.Array  # Minibatch loss before the step's update.
+  learning_rate: jax.Array  # The controller's LR applied by the step.
+  phase: jax.Array  # The controller's phase during the step.
+  stage: jax.Array  # AutoLRS's stage during the step.
+
+
+class History(NamedTuple):
+  """Per-step records of a run (NumPy arrays of length ``steps``)."""
+
+  loss: np.ndarray
+  learning_rate: np.ndarray
+  phase: np.ndarray
+  stage: np.ndarray
+
+
+def controller_in(opt_state, kind=autolrs_jax.AutoLRSState) -> bool:
+  """Whether ``opt_state`` holds a controller state of ``kind`` (None: any)."""
+  try:
+    autolrs_jax.find_state(opt_state, kind=kind)
+  except ValueError:
+    return False
+  return True
+
+
+def make_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batch_size: int, *,
+              pass_value: bool, val_size: int = 512, opt_state=None):
+  """Builds ``step(params, opt_state, key) -> (params, opt_state, Record)``, jitted.
+
+  Args:
+    loss_fn: ``loss_fn(params, x, y)``, a scalar.
+    tx: the optimizer.
+    data: ``x_train, y_train`` (batches are drawn with replacement inside the
+      step) and ``x_val, y_val`` (their first ``val_size`` examples score the
+      validation loss when AutoLRS asks for it).
+    batch_size: minibatch size.
+    pass_value: pass the loss as ``value=``.
+    val_size: validation examples AutoLRS's validation loss is computed on.
+    opt_state: a state of ``tx`` (its structure tells which controller to
+      read); default ``tx`` has none.
+  """
+  x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+  x_val, y_val = jnp.asarray(data.x_val[:val_size]), jnp.asarray(data.y_val[:val_size])
+  controlled = opt_state is not None and controller_in(opt_state, kind=None)
+  validates = opt_state is not None and controller_in(opt_state)
+
+  @jax.jit
+  def step(params, opt_state, key):
+    idx = jax.random.randint(key, (batch_size,), 0, x_train.shape[0])
+    loss, grads = jax.value_and_grad(loss_fn)(params, x_train[idx], y_train[idx])
+    kwargs = {"value": loss} if pass_value else {}
+    lr, phase, stage = jnp.float32(NAN), jnp.int32(-1), jnp.int32(-1)
+    if controlled:
+      c = autolrs_jax.find_state(opt_state, kind=None)
+      lr, phase = c.learning_rate, c.phase
+    if validates:
+      c = autolrs_jax.find_state(opt_state)
+      stage = c.stage
+      kwargs["validation_value"] = jax.lax.cond(
+          c.wants_validation, lambda: loss_fn(params, x_val, y_val), lambda: jnp.float32(NAN))
+    updates, opt_state = tx.update(grads, opt_state, params, **kwargs)
+    return optax.apply_updates(params, updates), opt_state, Record(loss, lr, phase, stage)
+
+  return step
+
+
+def train(params, tx: optax.GradientTransformation, loss_fn: LossFn, data, *, steps: int,
+          batch_size: int = 128, seed: int = 0, pass_value: bool | None = None,
+          val_size: int = 512, stop_after_stage: int | None = None, progress: bool = False):
+  """Trains ``params`` with ``tx``; returns ``(params, opt_state, History)``.
+
+  Args:
+    params: the parameters (e.g. ``nnx.split(model)[1]``).
+    tx: any optax transformation; a controller is detected and fed ``value``
+      (and AutoLRS ``validation_value``).
+    loss_fn: ``loss_fn(params, x, y)``.
+    data: an object with ``x_train, y_train, x_val, y_val``.
+    steps: update calls (AutoLRS probe steps included).
+    batch_size: minibatch size.
+    seed: seeds the minibatch draws.
+    pass_value: pass the loss as ``value=``; default: to controllers only.
+    val_size: validation examples scored when AutoLRS asks.
+    stop_after_stage: stop (before ``steps``) once AutoLRS finishes this
+      stage's exploitation, so that the params are not a probe's. Costs a host
+      sync per step.
+    progress: show a tqdm bar with the controller's phase and LR.
+  """
+  opt_state = tx.init(params)
+  controlled = controller_in(opt_state, kind=None)
+  step = make_step(loss_fn, tx, data, batch_size, val_size=val_size, opt_state=opt_state,
+                   pass_value=controlled if pass_value is None else pass_value)
+  keys = jax.random.split(jax.random.key(seed), steps)
+  records = []
+  bar = _progress_bar(steps) if progress else None
+  for i in range(steps):
+    params, opt_state, record = step(params, opt_state, keys[i])
+    records.append(record)
+    if (stop_after_stage is not None
+        and int(autolrs_jax.find_state(opt_state).stage) > stop_after_stage):
+      break
+    if bar is not None and (i % 50 == 49 or i == steps - 1):
+      _show(bar, i + 1, opt_state if controlled else None, record)
+  if bar is not None:
+    bar.total = len(records)  # A run that stopped after its last stage took fewer.
+    _show(bar, len(records), opt_state if controlled else None, records[-1])
+    bar.close()
+  columns = [np.asarray(c) for c in zip(*jax.device_get(records))]
+  return params, opt_state, History(*columns)
+
+
+def _progress_bar(total: int):
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  return tqdm(total=total, unit="step")
+
+
+def _show(bar, done: int, opt_state, record: Record) -> None:
+  postfix = {"loss": f"{float(record.loss):.3f}"}
+  if opt_state is not None:
+    info = autolrs_jax.describe(opt_state)
+    postfix.update(phase=info["phase"], lr=f"{info['learning_rate']:.2e}")
+  bar.set_postfix(postfix, refresh=False)
+  bar.update(done - bar.n)
+
+
+def time_steps(step, params, opt_state, steps: int, warmup: int = 20, seed: int = 1) -> dict:
+  """Times a jitted ``step(params, opt_state, key)``: first call, then per step.
+
+  Returns ``median_ms``, ``mean_ms`` and ``max_ms`` over ``steps`` warmed-up
+  calls, each waited for with ``block_until_ready``, and ``first_call_s``
+  (compilation included).
+  """
+  keys = jax.random.split(jax.random.key(seed), 1 + warmup + steps)
+  start = time.perf_counter()
+  params, opt_state, _ = jax.block_until_ready(step(params, opt_state, keys[0]))
+  first = time.perf_counter() - start
+  for key in keys[1:1 + warmup]:
+    params, opt_state, _ = step(params, opt_state, key)
+  jax.block_until_ready(params)
+  times = []
+  for key in keys[1 + warmup:]:
+    start = time.perf_counter()
+    params, opt_state, _ = jax.block_until_ready(step(params, opt_state, key))
+    times.append(time.perf_counter() - start)
+  times = np.asarray(times)
+  return {"median_ms": 1e3 * float(np.median(times)), "mean_ms": 1e3 * float(times.mean()),
+          "max_ms": 1e3 * float(times.max()), "first_call_s": first,
+          "state_bytes": sum(x.nbytes for x in jax.tree.leaves(opt_state))}
