@@ -731,8 +731,9 @@ def autolrs(
 
   **With a budget** (``total_steps``), the stages are planned to fill exactly
   ``total_steps`` update calls (warm-up included) and the run ends with an
-  anneal, as a tuned schedule does (:class:`autolrs_jax.BudgetPlan`, whose
-  defaults are the measured ones): three stages in proportions 1:2:4 over
+  anneal, as a tuned schedule does (:class:`autolrs_jax.BudgetPlan`;
+  experimental: the benchmark has not chosen its defaults yet): three stages
+  in proportions 1:2:4 over
   the first 80% of the budget, then the LR decays linearly from the last
   stage's to zero at the last call. Probes take about 15% of the budget. The
   first stage searches the whole range with 5 probes; each later stage probes

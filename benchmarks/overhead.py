@@ -13,7 +13,6 @@ optimizer state.
 
 import json
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +22,7 @@ import optax
 import autolrs_jax
 from autolrs_jax import bo
 from benchmarks import training
+from benchmarks.tasks import loss_on_logits
 from benchmarks.tasks import Splits
 
 # Hidden width of a 256 -> w -> w -> 10 MLP, for about 1e4, 1e6 and 1e7 parameters.
@@ -41,8 +41,7 @@ def mlp_loss(params, x, y):
   h = x
   for i in range(2):
     h = jax.nn.relu(h @ params[f"w{i}"])
-  logits = h @ params["w2"]
-  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+  return loss_on_logits(h @ params["w2"], y)
 
 
 def nbytes(tree) -> int:
@@ -67,15 +66,7 @@ def bo_proposal_latency(repeats: int = 20) -> dict:
   y = (x - 0.4) ** 2 + 0.01 * jnp.sin(30 * x)
   mask = jnp.arange(10) < 9
   propose = jax.jit(lambda x, y, m: bo.propose(x, y, m, grid, acquisition="lcb", kappa=1000.0)[0])
-  start = time.perf_counter()
-  jax.block_until_ready(propose(x, y, mask))
-  compile_s = time.perf_counter() - start
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(propose(x, y, mask))
-    times.append(time.perf_counter() - start)
-  return {"median_ms": 1e3 * float(np.median(times)), "first_call_s": compile_s}
+  return training.time_calls(lambda: propose(x, y, mask), repeats, warmup=0)
 
 
 def measure(steps: int) -> dict:

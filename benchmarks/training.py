@@ -149,26 +149,40 @@ def _show(bar, done: int, opt_state, record: Record) -> None:
   bar.update(done - bar.n)
 
 
-def time_steps(step, params, opt_state, steps: int, warmup: int = 20, seed: int = 1) -> dict:
-  """Times a jitted ``step(params, opt_state, key)``: first call, then per step.
+def time_calls(call: Callable[[], Any], repeats: int, warmup: int = 20) -> dict:
+  """Times ``call()``, each call waited for with ``block_until_ready``.
 
-  Returns ``median_ms``, ``mean_ms`` and ``max_ms`` over ``steps`` warmed-up
-  calls, each waited for with ``block_until_ready``, and ``first_call_s``
-  (compilation included).
+  Returns ``first_call_s`` (compilation included), then ``median_ms``,
+  ``mean_ms`` and ``max_ms`` over ``repeats`` calls after ``warmup`` more.
   """
-  keys = jax.random.split(jax.random.key(seed), 1 + warmup + steps)
   start = time.perf_counter()
-  params, opt_state, _ = jax.block_until_ready(step(params, opt_state, keys[0]))
+  jax.block_until_ready(call())
   first = time.perf_counter() - start
-  for key in keys[1:1 + warmup]:
-    params, opt_state, _ = step(params, opt_state, key)
-  jax.block_until_ready(params)
+  for _ in range(warmup):
+    out = call()
+  if warmup:
+    jax.block_until_ready(out)
   times = []
-  for key in keys[1 + warmup:]:
+  for _ in range(repeats):
     start = time.perf_counter()
-    params, opt_state, _ = jax.block_until_ready(step(params, opt_state, key))
+    jax.block_until_ready(call())
     times.append(time.perf_counter() - start)
   times = np.asarray(times)
   return {"median_ms": 1e3 * float(np.median(times)), "mean_ms": 1e3 * float(times.mean()),
-          "max_ms": 1e3 * float(times.max()), "first_call_s": first,
-          "state_bytes": sum(x.nbytes for x in jax.tree.leaves(opt_state))}
+          "max_ms": 1e3 * float(times.max()), "first_call_s": first}
+
+
+def time_steps(step, params, opt_state, steps: int, warmup: int = 20, seed: int = 1) -> dict:
+  """Times a jitted ``step(params, opt_state, key)`` (:func:`time_calls`), threading its state.
+
+  Also returns ``state_bytes``, the optimizer state's size.
+  """
+  keys = iter(jax.random.split(jax.random.key(seed), 1 + warmup + steps))
+  carry = [params, opt_state]
+
+  def call():
+    carry[0], carry[1], _ = step(carry[0], carry[1], next(keys))
+    return carry
+
+  timing = time_calls(call, steps, warmup)
+  return timing | {"state_bytes": sum(x.nbytes for x in jax.tree.leaves(carry[1]))}

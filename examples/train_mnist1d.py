@@ -26,12 +26,12 @@ from benchmarks.tasks import model_loss
 
 
 def planned_steps(tau: int, tau_max: int, num_trials: int, stages: int) -> int:
-  """Update calls of ``stages`` AutoLRS stages (tau_probe = tau // 10, doubling)."""
-  total = 0
+  """Update calls of ``stages`` AutoLRS stages (the first probes tau // 10 long, doubling)."""
+  total, tau_probe = 0, tau // 10
   for _ in range(stages):
-    total += num_trials * (tau // 10) + tau
+    total += num_trials * tau_probe + tau
     if 2 * tau <= tau_max:
-      tau *= 2
+      tau, tau_probe = 2 * tau, 2 * tau_probe
   return total
 
 

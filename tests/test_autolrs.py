@@ -321,8 +321,9 @@ def test_optax_tree_get_reads_the_learning_rate_in_a_chain_and_an_nnx_optimizer(
   tx = optax.chain(optax.clip_by_global_norm(1.0), small_tx())
   params = {"w": jnp.ones(3), "b": jnp.float32(0.5)}
   state = tx.init(params)
+  step = jax.jit(lambda s: tx.update(params, s, params, value=jnp.float32(1.0))[1])
   for _ in range(TAU_PROBE + 1):  # Into the second probe, at a BO-proposed LR.
-    _, state = tx.update(params, state, params, value=jnp.float32(1.0))
+    state = step(state)
   want = autolrs_jax.find_state(state).learning_rate
   assert optax.tree.get(state, "learning_rate") == want
   model = nnx.Linear(3, 1, rngs=nnx.Rngs(0))
