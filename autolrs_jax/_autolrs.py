@@ -498,14 +498,16 @@ def designated_last_lr(cfg: AutoLRSConfig, state: AutoLRSState, ceiling):
 
   Later stages re-measure the incumbent against their other trials; the first
   stage (and a stage whose incumbent is above an LR that diverged) runs its
-  best trial so far, so that training goes on from it. Returns ``(lr,
-  any_finished_ok)``: without a trial that did not diverge, none is designated.
+  choice so far (:func:`chosen_trial`), so that training goes on from it.
+  Returns ``(lr, any_finished_ok)``: without a trial that did not diverge,
+  none is designated.
   """
-  ok = (jnp.arange(cfg.num_trials) < state.trial) & ~state.trial_diverged
-  best = state.trial_lrs[jnp.argmin(jnp.where(ok, state.trial_forecasts, jnp.inf))]
+  finished = jnp.arange(cfg.num_trials) < state.trial
+  best = state.trial_lrs[chosen_trial(cfg, state)]
   incumbent = incumbent_lr(cfg, state)
   safe = unit_from_lr(cfg, incumbent) < ceiling
-  return jnp.where((state.stage > 0) & safe, incumbent, best), jnp.any(ok)
+  lr = jnp.where((state.stage > 0) & safe, incumbent, best)
+  return lr, jnp.any(finished & ~state.trial_diverged)
 
 
 def next_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,

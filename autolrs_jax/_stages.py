@@ -11,6 +11,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from autolrs_jax import _common
+
 
 class StageSchedule(NamedTuple):
   """Static lengths of the stages, one entry per stage; the last one repeats.
@@ -138,9 +140,7 @@ class BudgetPlan(NamedTuple):
 
 def check_plan(plan: BudgetPlan) -> None:
   """Raises ValueError naming the first bad field of ``plan``."""
-  def check(ok, name, rule, value):
-    if not ok:
-      raise ValueError(f"budget.{name} must be {rule}, got {name} = {value!r}.")
+  check = lambda ok, name, rule, value: _common.check(ok, f"budget.{name}", rule, value)
   check(0 <= plan.anneal_fraction < 1, "anneal_fraction", "in [0, 1)", plan.anneal_fraction)
   check(len(plan.stage_weights) >= 1 and min(plan.stage_weights) > 0, "stage_weights",
         "one or more positive weights", plan.stage_weights)
