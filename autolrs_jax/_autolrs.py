@@ -107,6 +107,11 @@ class AutoLRSConfig(NamedTuple):
     return math.log(self.budget.trust_region) / (math.log(self.max_lr) - math.log(self.min_lr))
 
   @property
+  def ladder(self) -> bool:
+    """Whether the first stage searches by a descending ladder of LRs."""
+    return self.budgeted and self.budget.first_search == "ladder"
+
+  @property
   def num_trials(self) -> int:
     """Size of the BO buffers: the most probes of any stage."""
     return self.stages.max_trials
@@ -168,7 +173,7 @@ def random_lr(cfg: AutoLRSConfig, key: jax.Array) -> jax.Array:
 def init_controller(cfg: AutoLRSConfig) -> AutoLRSState:
   """The controller's fields at step 0 (params-sized fields left None)."""
   key, first = jax.random.split(jax.random.key(cfg.seed))
-  first_lr = random_lr(cfg, first)
+  first_lr = jnp.float32(cfg.max_lr) if cfg.ladder else random_lr(cfg, first)
   lr = cfg.warmup_lr / cfg.warmup_steps if cfg.warmup_steps else first_lr
   return AutoLRSState(
       count=jnp.zeros([], jnp.int32),
@@ -357,6 +362,8 @@ def next_base_state(signals: Signals, *, stepped, current, snapshot):
 def choose_event(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> jax.Array:
   """The transition that ends this step (an index of :data:`TRANSITIONS`)."""
   last_trial = state.trial == cfg.stages.trials(state.stage) - 1
+  if cfg.ladder:
+    last_trial |= (state.stage == 0) & ladder_passed(cfg, state, signals)
   after_exploit = START_STAGE
   if cfg.budgeted:
     after_exploit = jnp.where(cfg.stages.is_last_stage(state.stage), START_ANNEAL, START_STAGE)
@@ -367,6 +374,23 @@ def choose_event(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> j
                 jnp.where(signals.warmup_ends, START_STAGE,
                           jnp.where(signals.exploit_blows_up, RETRY_EXPLOIT, CONTINUE))),
   )
+
+
+def ladder_passed(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> jax.Array:
+  """Ladder: the ended probe scores worse than an LR above it, or hit ``min_lr``.
+
+  The ladder has then passed the best LR of its descent; lower LRs are not
+  tried.
+  """
+  finished = (jnp.arange(cfg.num_trials) < state.trial) & ~state.trial_diverged
+  best_above = jnp.min(jnp.where(finished, state.trial_forecasts, jnp.inf))
+  worse = ~signals.probe_diverged & (signals.probe_score > best_above)
+  return worse | (state.learning_rate <= cfg.min_lr * (1 + 1e-6))
+
+
+def ladder_lr(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+  """Ladder: the next LR, a factor below the last probed (at least ``min_lr``)."""
+  return jnp.maximum(state.trial_lrs[state.trial - 1] / cfg.budget.ladder_factor, cfg.min_lr)
 
 
 def score_probe(cfg: AutoLRSConfig, state: AutoLRSState, losses: jax.Array,
@@ -534,7 +558,11 @@ def next_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   if cfg.budgeted and cfg.budget.keep_winning_probe:
     designated, any_ok = designated_last_lr(cfg, state, ceiling)
     is_last = state.trial == cfg.stages.trials(state.stage) - 1
+    if cfg.ladder:  # The ladder's last rung is its next LR, not a re-run.
+      is_last &= state.stage > 0
     lr = jnp.where(is_last & any_ok, designated, lr)
+  if cfg.ladder:
+    lr = jnp.where(state.stage == 0, ladder_lr(cfg, state), lr)
   return state._replace(
       phase_step=jnp.zeros_like(state.phase_step),
       learning_rate=lr,
@@ -598,6 +626,8 @@ def start_stage(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
     trial_lrs = trial_lrs.at[last].set(jnp.where(is_new_stage, state.learning_rate, 0.0))
     region = search_region(cfg, state._replace(stage=stage, trial_lrs=trial_lrs))
     lr = lr_from_unit(cfg, jax.random.choice(key, cfg.grid, p=region / jnp.sum(region)))
+    if cfg.ladder:
+      lr = jnp.where(stage == 0, jnp.float32(cfg.max_lr), lr)
   return state._replace(
       stage=stage,
       phase=jnp.asarray(PROBE, jnp.int32),
@@ -731,21 +761,23 @@ def autolrs(
   not see: it restarts from the snapshot at the best-forecast smaller LR that
   did not diverge (or a tenth of its LR), the steps spent still counting.
 
-  **With a budget** (``total_steps``), the stages are planned to fill exactly
-  ``total_steps`` update calls (warm-up included) and the run ends with an
-  anneal, as a tuned schedule does (:class:`autolrs_jax.BudgetPlan`;
-  experimental: the benchmark has not chosen its defaults yet): three stages
-  in proportions 1:2:4 over
-  the first 80% of the budget, then the LR decays linearly from the last
-  stage's to zero at the last call. Probes take about 15% of the budget. The
-  first stage searches the whole range with 5 probes; each later stage probes
-  3 LRs within a factor 4 of the incumbent (the LR the previous stage
-  exploited), the incumbent last. A stage's last probe is kept, not restored,
-  when its LR is the stage's choice: training goes on from it. A stage ends at
-  its planned call whatever happened inside it, so the run never ends inside
-  a probe. ``tau``, ``tau_probe``, ``num_trials`` and ``tau_max`` belong to
-  the paper's schedule and cannot be given with ``total_steps``. Past
-  ``total_steps`` the LR stays 0.
+  **With a budget** (``total_steps``), AutoLRS plans its search to fill
+  exactly ``total_steps`` update calls (warm-up included) and ends with an
+  anneal, as a tuned warmup-stable-decay schedule does
+  (:class:`autolrs_jax.BudgetPlan` holds each choice): one search, then the
+  chosen LR held until the last 20% of the budget, over which it decays
+  linearly to zero at the last call. The search is a descending ladder:
+  probes at ``max_lr``, then each a factor sqrt(10) below the last, stopping
+  at the first LR that scores worse than one above it (at most 5 probes,
+  sharing 10% of the budget). It chooses the largest LR that did not diverge
+  and scores within 5% of the best: short probes favour LRs below the best
+  one for the whole budget. The last probe is kept, not restored, when its LR
+  is the choice. The run never ends inside a probe. ``BudgetPlan`` also
+  offers several stages (later ones searching by BO around the incumbent),
+  the paper's BO for the first search, and other probe scores; the benchmark's
+  ablation measures each. ``tau``, ``tau_probe``, ``num_trials`` and
+  ``tau_max`` belong to the paper's schedule and cannot be given with
+  ``total_steps``. Past ``total_steps`` the LR stays 0.
 
   **Validation loss.** From the stage after ``tau`` first reaches its maximum
   on, the reference scores probes on the validation loss, measured at

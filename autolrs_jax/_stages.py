@@ -111,6 +111,7 @@ def doubling_schedule(tau: int, tau_probe: int, num_trials: int, tau_max: int,
 
 
 SCORES = ("forecast", "end", "cooldown")
+FIRST_SEARCHES = ("ladder", "bo")
 
 
 class BudgetPlan(NamedTuple):
@@ -120,10 +121,18 @@ class BudgetPlan(NamedTuple):
   """
 
   anneal_fraction: float = 0.2  # Last fraction of the budget: the LR decays linearly to 0.
-  stage_weights: tuple[float, ...] = (1.0, 2.0, 4.0)  # Relative lengths of the stages.
+  # Relative lengths of the stages. One stage by default: later stages' short
+  # probes favour lower LRs (short-horizon bias) and lost to holding the
+  # first stage's choice until the anneal (benchmark ablation 'three-stages').
+  stage_weights: tuple[float, ...] = (1.0,)
   first_trials: int = 5  # Probes of the first stage: a search of the whole range.
+  # The first stage's search: 'ladder' probes max_lr, then each LR a factor
+  # ``ladder_factor`` below the last, and stops at the first LR that scores
+  # worse than the one above it; 'bo' proposes by Bayesian optimisation.
+  first_search: str = "ladder"
+  ladder_factor: float = 10.0 ** 0.5
   later_trials: int = 3  # Probes of each later stage, the incumbent LR among them.
-  probe_fraction: float = 0.15  # Share of the budget spent in probes (at most, roughly).
+  probe_fraction: float = 0.1  # Share of the budget spent in probes (at most, roughly).
   min_probe_steps: int = 4  # No probe is shorter.
   trust_region: float | None = 4.0  # Later stages probe within this factor of the incumbent.
   keep_winning_probe: bool = True  # A stage's last probe, if chosen, is not thrown away.
@@ -135,7 +144,7 @@ class BudgetPlan(NamedTuple):
   cooldown_fraction: float = 0.3
   # Choose the largest LR that did not diverge and scores within this fraction
   # of the best score (0: the best): short probes favour small LRs.
-  prefer_larger: float = 0.0
+  prefer_larger: float = 0.05
 
 
 def check_plan(plan: BudgetPlan) -> None:
@@ -145,6 +154,9 @@ def check_plan(plan: BudgetPlan) -> None:
   check(len(plan.stage_weights) >= 1 and min(plan.stage_weights) > 0, "stage_weights",
         "one or more positive weights", plan.stage_weights)
   check(plan.first_trials >= 1, "first_trials", ">= 1", plan.first_trials)
+  check(plan.first_search in FIRST_SEARCHES, "first_search", f"one of {FIRST_SEARCHES}",
+        plan.first_search)
+  check(plan.ladder_factor > 1, "ladder_factor", "> 1", plan.ladder_factor)
   check(plan.later_trials >= 2, "later_trials", ">= 2 (the incumbent and a rival)",
         plan.later_trials)
   check(0 < plan.probe_fraction < 1, "probe_fraction", "in (0, 1)", plan.probe_fraction)

@@ -25,7 +25,7 @@ import numpy as np
 from benchmarks import report
 from benchmarks import runner
 from benchmarks.methods import DERIVED, GRID, METHODS
-from benchmarks.tasks import GRID_POINTS, QUICK_GRID_POINTS, TASKS, lr_grid
+from benchmarks.tasks import TASKS, task_grid
 
 FULL_OUT = pathlib.Path("results/bench")
 QUICK_OUT = pathlib.Path("out/bench-quick")
@@ -67,7 +67,7 @@ def _record(task, method, seed, lr, steps, eval_every, run: runner.Run) -> dict:
   return record
 
 
-def plan(task_name: str, methods: list[str], seeds: int, grid_points: int):
+def plan(task_name: str, methods: list[str], seeds: int, quick: bool):
   """The runs to do: grids first, since derived methods take the grid's best LR."""
   todo = []
   order = sorted(methods, key=lambda m: METHODS[m].kind != GRID)
@@ -75,7 +75,7 @@ def plan(task_name: str, methods: list[str], seeds: int, grid_points: int):
     method = METHODS[name]
     for seed in range(seeds):
       if method.kind == GRID:
-        todo += [(name, seed, lr) for lr in lr_grid(TASKS[task_name].optimizer, grid_points)]
+        todo += [(name, seed, lr) for lr in task_grid(TASKS[task_name], quick)]
       else:
         todo.append((name, seed, None))
   return todo
@@ -87,7 +87,6 @@ def run_benchmark(args, out: pathlib.Path) -> None:
   records = load_records(runs_path)
   methods = args.methods.split(",") if args.methods else list(METHODS)
   seeds = args.seeds or (1 if args.quick else 3)
-  grid_points = QUICK_GRID_POINTS if args.quick else GRID_POINTS
   for name in methods:
     if name not in METHODS:
       sys.exit(f"unknown method {name!r}; known: {', '.join(METHODS)}")
@@ -95,7 +94,7 @@ def run_benchmark(args, out: pathlib.Path) -> None:
     task = TASKS[task_name]
     budget = task.quick if args.quick else task.full
     done = {_key(r["task"], r["method"], r["seed"], r["lr"], r["steps"]) for r in records}
-    for name, seed, lr in plan(task_name, methods, seeds, grid_points):
+    for name, seed, lr in plan(task_name, methods, seeds, args.quick):
       method = METHODS[name]
       if method.kind == DERIVED:
         grid = [r for r in records if r["task"] == task_name and r["method"] == "constant"

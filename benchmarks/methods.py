@@ -49,6 +49,35 @@ def _autolrs(optimizer: str):
   return build
 
 
+def _autolrs_budget(**plan_changes):
+  """AutoLRS given only the task optimizer's LR range and the budget.
+
+  ``plan_changes`` switch mechanisms of the default :class:`BudgetPlan` off,
+  for the ablation rows.
+  """
+  def build(task, steps, seed, lr):
+    del lr
+    lo, hi = LR_RANGES[task.optimizer]
+    plan = autolrs_jax.BudgetPlan()._replace(**plan_changes) if plan_changes else None
+    return autolrs_jax.autolrs(base_optimizer(task.optimizer, 1.0), min_lr=lo, max_lr=hi,
+                               total_steps=steps, budget=plan, seed=seed)
+  return build
+
+
+# Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).
+ABLATIONS = (
+    ("bo-search", "the first search by BO (5 probes) instead of the descending ladder",
+     dict(first_search="bo")),
+    ("no-anneal", "no final anneal: the chosen LR to the end", dict(anneal_fraction=0.0)),
+    ("three-stages", "three stages (1:2:4), the later ones searching a trust region",
+     dict(stage_weights=(1.0, 2.0, 4.0))),
+    ("no-prefer-larger", "the best-scoring LR, not the largest within 5% of it",
+     dict(prefer_larger=0.0)),
+    ("no-kept-probe", "the winning last probe is restored and re-run",
+     dict(keep_winning_probe=False)),
+)
+
+
 def _exptest(task, steps, seed, lr):
   """ExpTest-style control at its defaults, its search from the range's bottom."""
   del steps, seed, lr
@@ -69,6 +98,16 @@ def _cosine(task, steps, seed, lr):
   del seed
   return base_optimizer(task.optimizer, optax.warmup_cosine_decay_schedule(
       0.0, lr, warmup_steps=_warmup_steps(steps), decay_steps=steps))
+
+
+def _wsd(task, steps, seed, lr):
+  # Warmup-stable-decay: 5% linear warm-up, the LR held, a linear decay to 0
+  # over the last 20%.
+  del seed
+  warmup, decay = _warmup_steps(steps), steps // 5
+  return base_optimizer(task.optimizer, optax.join_schedules([
+      optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr),
+      optax.linear_schedule(lr, 0.0, decay)], [warmup, steps - decay]))
 
 
 def _step_decay(task, steps, seed, lr):
@@ -114,11 +153,19 @@ METHODS = {m.name: m for m in (
            _autolrs("sgd"), passes_value=True),
     Method("autolrs-adam", AUTO, "AutoLRS on Adam, range 1e-4..1e-1",
            _autolrs("adam"), passes_value=True),
+    Method("autolrs-budget", AUTO,
+           "AutoLRS with total_steps: stages planned to the budget, then an anneal",
+           _autolrs_budget(), passes_value=True),
+    *(Method(f"autolrs-budget:{name}", AUTO, f"ablation: {what}",
+             _autolrs_budget(**changes), passes_value=True)
+      for name, what, changes in ABLATIONS),
     Method("exptest", AUTO, "ExpTest-style tests on the loss curve, from the range's bottom",
            _exptest, passes_value=True),
     Method("constant", GRID, "constant LR, best of the grid", _constant),
     Method("cosine", GRID, "5% linear warm-up, cosine decay to 0, best peak of the grid",
            _cosine),
+    Method("wsd", DERIVED, "best constant LR: 5% warm-up, held, linear decay over the last 20%",
+           _wsd),
     Method("step", DERIVED, "best constant LR, 10x down at 50% and 75% (NSTEP)", _step_decay),
     Method("tri2", DERIVED, "LRBench TRI2 between best/10 and best constant LR", _tri2),
     Method("sinexp", DERIVED, "LRBench SINEXP between best/10 and best constant LR",
@@ -131,8 +178,14 @@ METHODS = {m.name: m for m in (
            schedule_free=True),
     Method("prodigy", LR_FREE, "optax.contrib.prodigy, defaults",
            lambda task, steps, seed, lr: contrib.prodigy()),
+    Method("prodigy-cosine", LR_FREE, "optax.contrib.prodigy, cosine decay over the budget",
+           lambda task, steps, seed, lr: contrib.prodigy(optax.cosine_decay_schedule(1.0, steps))),
     Method("dadapt-adamw", LR_FREE, "optax.contrib.dadapt_adamw, defaults",
            lambda task, steps, seed, lr: contrib.dadapt_adamw()),
+    Method("dadapt-adamw-cosine", LR_FREE,
+           "optax.contrib.dadapt_adamw, cosine decay over the budget",
+           lambda task, steps, seed, lr: contrib.dadapt_adamw(
+               optax.cosine_decay_schedule(1.0, steps))),
     Method("dog", LR_FREE, "optax.contrib.dog, defaults",
            lambda task, steps, seed, lr: contrib.dog()),
     Method("mechanize-adam", LR_FREE, "optax.contrib.mechanize(adam(1.0))",

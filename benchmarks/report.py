@@ -75,6 +75,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
       reached = {r["seed"]: steps_to_target(r, targets[r["seed"]]) for r in mine
                  if r["seed"] in targets}
       speedups = [cosine_steps[s] / n for s, n in reached.items() if n and cosine_steps.get(s)]
+      versus_cosine = [r["final_val_loss"] / targets[r["seed"]] for r in mine
+                       if r["seed"] in targets]
       # Runs a user pays for before this one: its own grid, or the constant
       # grid whose best LR it takes.
       grid_of = {GRID: name, DERIVED: "constant"}.get(method.kind)
@@ -86,6 +88,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
           "lr": lr,
           "seeds": sorted(r["seed"] for r in mine),
           "final_val_loss": _median_range([r["final_val_loss"] for r in mine]),
+          "per_seed": {str(r["seed"]): r["final_val_loss"] for r in mine},
           "test_metric": _median_range([r["test_metric"] for r in mine]),
           "steps_to_target": _median_range(list(reached.values())),
           "reached_target": sum(n is not None for n in reached.values()),
@@ -95,9 +98,17 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
           # Update calls spent before this method's run can start (a grid of
           # the same budget), on top of its own.
           "tuning_steps": tuning_runs * steps,
+          # Runs of the budget it takes to get this result: a grid method's
+          # grid (its reported run is one of them), a derived method's grid
+          # and its own run, one run for the rest.
+          "compute_runs": {GRID: tuning_runs, DERIVED: tuning_runs + 1}.get(method.kind, 1),
+          # Its final validation loss over the cosine's on the same seed: the
+          # worst seed shows a collapse that medians hide.
+          "versus_cosine": _median_range(versus_cosine),
       })
     out[task_name] = {
         "description": task.description,
+        "grid": sorted({r["lr"] for r in runs if r["method"] == "cosine"}),
         "metric": "test accuracy" if task.classification else "test bits per byte",
         "steps": steps,
         "eval_every": runs[0]["eval_every"],
@@ -117,31 +128,65 @@ def _fmt(stat, digits=3, pct=False, suffix=""):
   return f"{f(stat['median'])}{suffix} [{f(stat['min'])}, {f(stat['max'])}]"
 
 
+def is_ablation(name: str) -> bool:
+  """Ablation variants are named ``<method>:<what is switched off>``."""
+  return ":" in name
+
+
 def markdown(summary: dict[str, Any], machine: str) -> str:
   lines = []
   for task_name, t in summary.items():
+    grid = ", ".join(f"{lr:.3g}" for lr in t["grid"])
     lines += [
         f"#### {task_name}: {t['description']}",
         "",
         f"{t['steps']} update calls per run (AutoLRS's probe steps included), validation "
-        f"every {t['eval_every']}; tuned schedules on {t['optimizer']}; "
-        f"medians over seeds [min, max]; {machine}.",
+        f"every {t['eval_every']}; tuned schedules on {t['optimizer']}, grid of "
+        f"{len(t['grid'])} LRs ({grid}); medians over seeds [min, max]; {machine}.",
         "",
         f"| method | LR | speed-up vs cosine | steps to target | final val loss | "
-        f"{t['metric']} | wall s | probing | tuning runs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"÷ cosine's (per seed) | {t['metric']} | wall s | probing | compute (runs) | seeds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in sorted(t["rows"], key=lambda r: (r["final_val_loss"] or {}).get("median", math.inf)):
+    rows = [r for r in t["rows"] if not is_ablation(r["method"])]
+    for r in sorted(rows, key=lambda r: (r["final_val_loss"] or {}).get("median", math.inf)):
       lr = "—" if r["lr"] is None else f"{r['lr']:.3g}"
       reached = f"{_fmt(r['steps_to_target'], 4)} ({r['reached_target']}/{len(r['seeds'])})"
-      tuning = r["tuning_steps"] // t["steps"]
       lines.append(
           f"| {r['method']} | {lr} | {_fmt(r['speedup'], suffix='×')} | {reached} | "
-          f"{_fmt(r['final_val_loss'], 4)} | {_fmt(r['test_metric'], 4)} | "
+          f"{_fmt(r['final_val_loss'], 4)} | {_fmt(r['versus_cosine'], 3)} | "
+          f"{_fmt(r['test_metric'], 4)} | "
           f"{_fmt(r['wall_seconds'], 3)} | {_fmt(r['probe_fraction'], pct=True)} | "
-          f"{tuning or '—'} |")
-    lines.append("")
+          f"{r['compute_runs']} | {len(r['seeds'])} |")
+    lines += [""] + ablation_markdown(t)
   return "\n".join(lines)
+
+
+def ablation_markdown(t: dict[str, Any]) -> list[str]:
+  """Each ablation variant against its full method on the same seeds."""
+  variants = [r for r in t["rows"] if is_ablation(r["method"])]
+  if not variants:
+    return []
+  lines = ["| ablation (seed 0) | switched off | final val loss | ÷ full method's | ÷ cosine's | "
+           "probing |", "|---|---|---:|---:|---:|---:|"]
+  by_name = {r["method"]: r for r in t["rows"]}
+  full_rows = {}
+  for r in variants:
+    full = by_name.get(r["method"].split(":")[0])
+    full_rows.setdefault(full["method"] if full else None, full)
+  for name, full in full_rows.items():
+    if full is not None and "0" in full["per_seed"]:
+      lines.append(f"| {name} (full) | — | {full['per_seed']['0']:.4g} | 1 | — | — |")
+  for r in variants:
+    full = by_name.get(r["method"].split(":")[0])
+    ratio = "—"
+    if full is not None and full.get("per_seed"):
+      pairs = [(v, full["per_seed"][s]) for s, v in r["per_seed"].items() if s in full["per_seed"]]
+      ratio = " ".join(f"{v / f:.3g}" for v, f in pairs) or "—"
+    lines.append(f"| {r['method']} | {r['description'].removeprefix('ablation: ')} | "
+                 f"{_fmt(r['final_val_loss'], 4)} | {ratio} | {_fmt(r['versus_cosine'], 3)} | "
+                 f"{_fmt(r['probe_fraction'], pct=True)} |")
+  return lines + [""]
 
 
 def _pyplot():
@@ -158,6 +203,8 @@ def plot_validation_curves(records, summary, out: pathlib.Path) -> list[pathlib.
   for task_name, t in summary.items():
     fig, ax = plt.subplots(figsize=(9, 5))
     for row in t["rows"]:
+      if is_ablation(row["method"]):
+        continue
       seed = row["seeds"][0]
       run = next(r for r in records if r["task"] == task_name and r["method"] == row["method"]
                  and r["seed"] == seed and r.get("lr") == row["lr"])
@@ -184,7 +231,7 @@ def plot_autolrs_lr(records, out: pathlib.Path) -> list[pathlib.Path]:
   paths = []
   for task_name in sorted({r["task"] for r in records}):
     runs = [r for r in records if r["task"] == task_name and "learning_rate" in r
-            and r["seed"] == 0]
+            and r["seed"] == 0 and not is_ablation(r["method"])]
     if not runs:
       continue
     fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.6 * len(runs)), squeeze=False)

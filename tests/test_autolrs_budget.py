@@ -1,4 +1,4 @@
-"""AutoLRS with a budget: the plan, the anneal, the trust region, the kept probe."""
+"""AutoLRS with a budget: the plan, the ladder, the anneal, the trust region, the kept probe."""
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +11,10 @@ from autolrs_jax import _stages
 
 CURVATURES = jnp.geomspace(0.05, 4.0, 12)
 TOTAL = 600
+# Three stages searched by BO, later ones in a trust region: the mechanisms
+# that the default (one stage, a ladder) does not use, pinned all the same.
+MULTI = autolrs_jax.BudgetPlan(stage_weights=(1.0, 2.0, 4.0), first_search="bo",
+                               probe_fraction=0.15, prefer_larger=0.0)
 
 
 def noisy_quadratic(params, key):
@@ -44,16 +48,23 @@ def run(tx, steps):
 def budget_run():
   tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
                            total_steps=TOTAL, warmup_steps=10,
-                           warmup_lr=0.05)
+                           warmup_lr=0.05, budget=MULTI)
   return run(tx, TOTAL + 5)
+
+
+@pytest.fixture(scope="module")
+def default_run():
+  tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
+                           total_steps=TOTAL)
+  return run(tx, TOTAL)
 
 
 def column(records, field):
   return np.asarray([r["before"]._asdict()[field] for r in records])
 
 
-def test_planned_stages_fill_the_budget_exactly():
-  plan = autolrs_jax.BudgetPlan()
+@pytest.mark.parametrize("plan", [autolrs_jax.BudgetPlan(), MULTI])
+def test_planned_stages_fill_the_budget_exactly(plan):
   for total in range(200, 30_000, 97):
     for warmup in (0, total // 20):
       s = _stages.budget_schedule(total, plan, warmup, 16, None)
@@ -65,9 +76,11 @@ def test_planned_stages_fill_the_budget_exactly():
       assert probes <= 0.25 * total, (total, s)
 
 
-def test_a_budget_too_small_to_plan_is_refused():
+@pytest.mark.parametrize("plan,total", [(None, 20), (MULTI, 30)])
+def test_a_budget_too_small_to_plan_is_refused(plan, total):
   with pytest.raises(ValueError, match="total_steps"):
-    autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0, total_steps=30)
+    autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0, total_steps=total,
+                        budget=plan)
 
 
 @pytest.mark.parametrize("kw,name", [
@@ -75,6 +88,8 @@ def test_a_budget_too_small_to_plan_is_refused():
     (dict(budget=autolrs_jax.BudgetPlan(later_trials=1)), "later_trials"),
     (dict(budget=autolrs_jax.BudgetPlan(anneal_fraction=1.0)), "anneal_fraction"),
     (dict(budget=autolrs_jax.BudgetPlan(trust_region=1.0)), "trust_region"),
+    (dict(budget=autolrs_jax.BudgetPlan(first_search="grid")), "first_search"),
+    (dict(budget=autolrs_jax.BudgetPlan(ladder_factor=1.0)), "ladder_factor"),
 ])
 def test_budget_hyperparameters_are_checked(kw, name):
   with pytest.raises(ValueError, match=name):
@@ -88,7 +103,7 @@ def test_budget_run_compiles_once_and_ends_in_the_anneal(budget_run):
   records, traces, _ = budget_run
   assert traces == 1
   phase = column(records, "phase")
-  plan = _stages.budget_schedule(TOTAL, autolrs_jax.BudgetPlan(), 10, 16, None)
+  plan = _stages.budget_schedule(TOTAL, MULTI, 10, 16, None)
   anneal_start = plan.stage_ends[-1]
   assert np.all(phase[:10] == autolrs_jax.WARMUP)
   assert np.all(phase[anneal_start:] == autolrs_jax.ANNEAL)
@@ -102,7 +117,7 @@ def test_budget_run_compiles_once_and_ends_in_the_anneal(budget_run):
 def test_the_anneal_decays_linearly_to_zero_at_the_last_call(budget_run):
   records, _, _ = budget_run
   lr = column(records, "learning_rate")
-  plan = _stages.budget_schedule(TOTAL, autolrs_jax.BudgetPlan(), 10, 16, None)
+  plan = _stages.budget_schedule(TOTAL, MULTI, 10, 16, None)
   start = plan.stage_ends[-1]
   peak = lr[start]
   assert peak > 0 and lr[start - 1] == peak  # Goes on from the exploitation's LR.
@@ -115,7 +130,7 @@ def test_later_stages_probe_only_within_the_trust_region(budget_run):
   records, _, _ = budget_run
   stage, phase = column(records, "stage"), column(records, "phase")
   lr = column(records, "learning_rate")
-  factor = autolrs_jax.BudgetPlan().trust_region
+  factor = MULTI.trust_region
   checked = 0
   for s in (1, 2):
     incumbent = lr[(stage == s - 1) & (phase == autolrs_jax.EXPLOIT)][-1]
@@ -147,7 +162,7 @@ def test_a_kept_probe_is_not_restored_and_its_lr_is_exploited(budget_run):
 
 
 def test_without_keeping_every_last_probe_restores():
-  plan = autolrs_jax.BudgetPlan(keep_winning_probe=False)
+  plan = MULTI._replace(keep_winning_probe=False)
   tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
                            total_steps=TOTAL, warmup_steps=10, warmup_lr=0.05,
                            budget=plan)
@@ -171,3 +186,45 @@ def test_cooldown_probes_decay_their_lr_linearly_over_their_last_steps():
   want = [nominal * min(1.0, (p - j) / (c + 1)) for j in range(p)]
   np.testing.assert_allclose([b.learning_rate for b in first], want, rtol=1e-6)
   assert want[-1] < nominal / c  # Near zero at its end.
+
+
+def first_stage_probes(records):
+  """``[(lr, score, diverged)]`` of the first stage's probes, in order."""
+  state = [r["before"] for r in records if r["before"].stage == 0]
+  exploit = next(b for b in state if b.phase == autolrs_jax.EXPLOIT)
+  n = int(exploit.trial)
+  return list(zip(exploit.trial_lrs[:n], exploit.trial_forecasts[:n],
+                  exploit.trial_diverged[:n]))
+
+
+def test_the_ladder_descends_from_max_lr_and_stops_past_the_best(default_run):
+  records, traces, _ = default_run
+  assert traces == 1
+  probes = first_stage_probes(records)
+  plan = autolrs_jax.BudgetPlan()
+  lrs = np.asarray([lr for lr, _, _ in probes])
+  want = 10.0 / plan.ladder_factor ** np.arange(len(lrs))
+  np.testing.assert_allclose(lrs, want, rtol=1e-5)
+  assert probes[0][2]  # 10 diverges on this quadratic (SGD-momentum is stable below ~0.95).
+  ok = [(lr, score) for lr, score, diverged in probes if not diverged]
+  assert len(ok) >= 2
+  # Each LR that did not diverge scored better than the ones above it, but
+  # the last, where the descent stopped (unless it ran out of probes).
+  scores = [score for _, score in ok]
+  assert all(b < a for a, b in zip(scores[:-2], scores[1:-1]))
+  if len(probes) < plan.first_trials:
+    assert scores[-1] > min(scores[:-1])
+  # The choice: the largest LR scoring within prefer_larger of the best.
+  exploited = column(records, "learning_rate")[column(records, "phase") == autolrs_jax.EXPLOIT]
+  best = min(scores)
+  near = [lr for lr, score in ok if score <= best + plan.prefer_larger * abs(best)]
+  assert exploited[0] == pytest.approx(max(near))
+
+
+def test_the_default_plan_is_one_stage_then_the_anneal(default_run):
+  records, _, _ = default_run
+  phase, stage = column(records, "phase"), column(records, "stage")
+  assert set(stage.tolist()) == {0}
+  schedule = _stages.budget_schedule(TOTAL, autolrs_jax.BudgetPlan(), 0, 16, None)
+  assert np.all(phase[schedule.stage_ends[0]:] == autolrs_jax.ANNEAL)
+  assert np.mean(phase == autolrs_jax.PROBE) <= autolrs_jax.BudgetPlan().probe_fraction + 1e-9

@@ -75,6 +75,13 @@ def test_autolrs_is_evaluated_at_its_snapshot_while_it_probes():
   np.testing.assert_array_equal(held(params, state), np.ones(3))
 
 
+def test_the_lm_grid_is_the_four_points_around_its_best():
+  grid = tasks.task_grid(tasks.TASKS["charlm"], quick=False)
+  assert grid == tasks.lr_grid("adam")[2:6]
+  assert tasks.task_grid(tasks.TASKS["mnist1d"], quick=False) == tasks.lr_grid("sgd")
+  assert len(tasks.task_grid(tasks.TASKS["charlm"], quick=True)) == tasks.QUICK_GRID_POINTS
+
+
 def test_lr_grid_spans_the_range_half_a_decade_apart():
   grid = tasks.lr_grid("sgd")
   assert len(grid) == tasks.GRID_POINTS
@@ -87,7 +94,9 @@ def test_autolrs_stages_fill_each_full_budget():
     b = task.full
     tau_probe = b.tau_probe or b.tau // 10
     stages = sum(b.num_trials * tau_probe * 2**i + b.tau * 2**i for i in range(4))
-    assert stages == b.steps, task.name
+    # 4,000 is not a multiple of 15 (the LM's budget): its last 100 calls
+    # start a fifth stage, shorter than a first stage's exploitation.
+    assert 0 <= b.steps - stages < b.tau, task.name
 
 
 def test_quick_benchmark_and_ensembles_on_digits(tmp_path):
@@ -101,6 +110,16 @@ def test_quick_benchmark_and_ensembles_on_digits(tmp_path):
   cosine = next(r for r in result["rows"] if r["method"] == "cosine")
   assert cosine["speedup"]["median"] == 1.0
   assert cosine["tuning_steps"] == tasks.QUICK_GRID_POINTS * result["steps"]
+  # What each result cost, in runs of the budget: the grid, the grid and one
+  # more run for a derived schedule, one run for AutoLRS.
+  compute = {r["method"]: r["compute_runs"] for r in result["rows"]}
+  assert compute["cosine"] == tasks.QUICK_GRID_POINTS
+  assert compute["wsd"] == tasks.QUICK_GRID_POINTS + 1
+  assert compute["autolrs-budget"] == compute["prodigy-cosine"] == 1
+  budget = next(r for r in result["rows"] if r["method"] == "autolrs-budget")
+  assert budget["probe_fraction"]["median"] <= 0.1 + 1e-9
+  table = (out / "table.md").read_text()
+  assert "| autolrs-budget:no-anneal |" in table and "ablation" in table
   autolrs = next(r for r in result["rows"] if r["method"] == "autolrs-sgd")
   assert 0.3 < autolrs["probe_fraction"]["median"] < 0.7
   # ExpTest's LR is recorded: its search starts at the range's bottom and grows.
