@@ -16,6 +16,8 @@ from autolrs_jax._exptest import exptest
 from autolrs_jax._exptest import ExpTestState
 from autolrs_jax._exptest import SEARCH
 from autolrs_jax._exptest import TUNE
+from autolrs_jax._multi_steps import multi_steps
+from autolrs_jax._multi_steps import MultiStepsMeanState
 from autolrs_jax._readers import bo_observations
 from autolrs_jax._readers import describe
 from autolrs_jax._readers import find_state
@@ -30,6 +32,7 @@ __all__ = (
     "BudgetPlan",
     "EXPLOIT",
     "ExpTestState",
+    "MultiStepsMeanState",
     "PHASE_NAMES",
     "PROBE",
     "SEARCH",
@@ -41,6 +44,7 @@ __all__ = (
     "describe",
     "exptest",
     "find_state",
+    "multi_steps",
     "null_statistics",
     "window_test",
 )

@@ -76,7 +76,9 @@ class AutoLRSState(NamedTuple):
   snapshot_params: optax.Params  # Parameters at the start of the stage.
   snapshot_base_state: optax.OptState  # Base optimizer state at stage start.
   base_state: optax.OptState  # Live state of the base optimizer.
-  key: jax.Array  # PRNG key for the first (random) proposal of each stage.
+  # uint32: raw data of the PRNG key for the first (random) proposal of each
+  # stage (``jax.random.key_data``: a typed key cannot be serialised by msgpack).
+  key: jax.Array
 
 
 class AutoLRSConfig(NamedTuple):
@@ -104,7 +106,7 @@ class AutoLRSConfig(NamedTuple):
     """Half-width of later stages' search region, in unit log-LR; None for none."""
     if not self.budgeted or self.budget.trust_region is None:
       return None
-    return math.log(self.budget.trust_region) / (math.log(self.max_lr) - math.log(self.min_lr))
+    return math.log(self.budget.trust_region) / (_common.log(self.max_lr) - _common.log(self.min_lr))
 
   @property
   def ladder(self) -> bool:
@@ -151,13 +153,13 @@ class Signals(NamedTuple):
 
 def lr_from_unit(cfg: AutoLRSConfig, x: jax.Array) -> jax.Array:
   """Maps ``x`` in [0, 1] to a learning rate, log-uniformly."""
-  lo, hi = math.log(cfg.min_lr), math.log(cfg.max_lr)
+  lo, hi = _common.log(cfg.min_lr), _common.log(cfg.max_lr)
   return jnp.exp(lo + x * (hi - lo))
 
 
 def unit_from_lr(cfg: AutoLRSConfig, lr: jax.Array) -> jax.Array:
   """The inverse of :func:`lr_from_unit`."""
-  lo, hi = math.log(cfg.min_lr), math.log(cfg.max_lr)
+  lo, hi = _common.log(cfg.min_lr), _common.log(cfg.max_lr)
   return (jnp.log(lr) - lo) / (hi - lo)
 
 
@@ -192,7 +194,7 @@ def init_controller(cfg: AutoLRSConfig) -> AutoLRSState:
       snapshot_params=None,
       snapshot_base_state=None,
       base_state=None,
-      key=key,
+      key=jax.random.key_data(key),
   )
 
 
@@ -658,13 +660,13 @@ def without_trees(state: AutoLRSState) -> AutoLRSState:
 
 def transition(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> AutoLRSState:
   """Runs the transition of this step's event; advances the count and the key."""
-  key, subkey = jax.random.split(state.key)
+  key, subkey = jax.random.split(jax.random.wrap_key_data(state.key))
   branches = [functools.partial(fn, cfg) for fn in TRANSITIONS]
   controller = jax.lax.switch(choose_event(cfg, state, signals), branches,
                               without_trees(state), signals, subkey)
   return controller._replace(
       count=state.count + 1,
-      key=key,
+      key=jax.random.key_data(key),
       stage_loss=signals.stage_loss,
       exploit_loss=signals.exploit_loss,
       wants_validation=cfg.stages.is_validation_step(

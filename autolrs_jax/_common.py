@@ -1,5 +1,6 @@
 """Helpers shared by the learning-rate controllers (a leaf: imports nothing local)."""
 
+import math
 from typing import Callable, TypeVar
 
 import jax
@@ -66,7 +67,20 @@ def build_on_mesh_of(params, make: Callable[[], T]) -> T:
   return jax.jit(make, out_shardings=replicated)()
 
 
-def check(ok: bool, name: str, rule: str, value) -> None:
-  """Raises ``ValueError`` naming the hyper-parameter ``name`` unless ``ok``."""
+def check(ok, name: str, rule: str, value) -> None:
+  """Raises ``ValueError`` naming the hyper-parameter ``name`` unless ``ok``.
+
+  A traced ``ok`` (a hyper-parameter injected by ``optax.inject_hyperparams``
+  under ``jit``) is not checked: only concrete values can be.
+  """
+  if isinstance(ok, jax.core.Tracer):
+    return
   if not ok:
     raise ValueError(f"{name} must be {rule}, got {name} = {value!r}.")
+
+
+def log(value):
+  """``log`` of a hyper-parameter: ``math.log`` of a Python number (the
+  double-precision constant the controllers have always used), ``jnp.log`` of
+  an array or a tracer (one injected by ``optax.inject_hyperparams``)."""
+  return math.log(value) if isinstance(value, (int, float)) else jnp.log(value)

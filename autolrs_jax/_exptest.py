@@ -18,7 +18,6 @@ inside one compiled ``update``.
 """
 
 import functools
-import math
 from typing import Any, NamedTuple
 
 import jax
@@ -445,7 +444,7 @@ def _validate(initial_lr, search, search_start_lr, window, alpha, growth_factor,
   check(search_start_lr > 0, "search_start_lr", "> 0", search_start_lr)
   check(window >= 8, "window", ">= 8", window)
   resolution = 1.0 / (2 * _windows.NULL_SAMPLES + 1)
-  check(resolution < alpha < 0.5, "alpha", f"in ({resolution:.1e}, 0.5)", alpha)
+  check((resolution < alpha) & (alpha < 0.5), "alpha", f"in ({resolution:.1e}, 0.5)", alpha)
   check(growth_factor > 1, "growth_factor", "> 1", growth_factor)
   check(confirm_windows >= 1, "confirm_windows", ">= 1", confirm_windows)
   check(improvement >= 0, "improvement", ">= 0", improvement)
@@ -460,7 +459,7 @@ def _validate(initial_lr, search, search_start_lr, window, alpha, growth_factor,
   check(min_lr <= start, "min_lr", f"<= the first learning rate {start}", min_lr)
   check(divergence_factor > 1, "divergence_factor", "> 1", divergence_factor)
   check(divergence_cut > 1, "divergence_cut", "> 1", divergence_cut)
-  check(math.isfinite(start), "initial_lr", "finite", initial_lr)
+  check(jnp.isfinite(start), "initial_lr", "finite", initial_lr)
 
 
 def describe_state(s: ExpTestState) -> dict[str, Any]:

@@ -27,6 +27,8 @@ tfk = tfp.math.psd_kernels
 ACQUISITIONS = ("lcb", "ei")
 
 # Bounds of the GP hyper-parameters, on standardised outputs and x in [0, 1].
+# Weakly typed: with ``jax_enable_x64`` the fit still runs in its data's
+# dtype (float32 in the controllers).
 _LOG_AMPLITUDE_BOUNDS = (jnp.log(0.1), jnp.log(30.0))
 _LOG_LENGTH_BOUNDS = (jnp.log(0.01), jnp.log(100.0))
 _LOG_NOISE_BOUNDS = (jnp.log(1e-6), jnp.log(1.0))
@@ -34,7 +36,7 @@ _INITIAL_LENGTH_SCALES = (0.05, 0.2, 1.0)
 # Weak log-normal prior on the length scale: with two or three observations
 # the likelihood alone cannot tell a length of 0.01 from 1 (then every point
 # far from the data looks equally uncertain, and proposals turn arbitrary).
-_LENGTH_PRIOR = tfd.LogNormal(jnp.log(0.3), 1.0)
+_LENGTH_PRIOR_LOC, _LENGTH_PRIOR_SCALE = jnp.log(0.3), 1.0
 _FIT_STEPS = 100
 _FIT_LEARNING_RATE = 0.05
 _EI_XI = 0.01  # Exploration margin of expected improvement, as in skopt.
@@ -111,7 +113,10 @@ def fit_hyperparameters(x, z, mask) -> GPHyperparameters:
   def loss(raw):
     hp = _constrain(raw)
     nll = negative_log_marginal_likelihood(hp, x, z, mask)
-    return nll - _LENGTH_PRIOR.log_prob(hp.length_scale)
+    # Its parameters in the data's dtype: tfp does not mix float32 and float64.
+    prior = tfd.LogNormal(jnp.asarray(_LENGTH_PRIOR_LOC, x.dtype),
+                          jnp.asarray(_LENGTH_PRIOR_SCALE, x.dtype))
+    return nll - prior.log_prob(hp.length_scale)
 
   def fit_from(raw):
     def step(carry, _):
@@ -128,7 +133,7 @@ def fit_hyperparameters(x, z, mask) -> GPHyperparameters:
           _unsquash(1.0, _LOG_AMPLITUDE_BOUNDS),
           _unsquash(length, _LOG_LENGTH_BOUNDS),
           _unsquash(1e-2, _LOG_NOISE_BOUNDS),
-      ])
+      ], dtype=x.dtype)  # Python floats would make it float64 under x64.
       for length in _INITIAL_LENGTH_SCALES
   ])
   raws, losses = jax.vmap(fit_from)(starts)
@@ -159,13 +164,13 @@ def negative_expected_improvement(mean, std, best):
   std = jnp.maximum(std, 1e-9)
   gap = best - _EI_XI - mean
   u = gap / std
-  normal = tfd.Normal(0.0, 1.0)
+  normal = tfd.Normal(jnp.zeros([], mean.dtype), jnp.ones([], mean.dtype))
   return -(gap * normal.cdf(u) + std * normal.prob(u))
 
 
-def search_grid(num_points: int) -> jax.Array:
+def search_grid(num_points: int, dtype=jnp.float32) -> jax.Array:
   """The fixed grid of candidate points in ``[0, 1]`` (both ends included)."""
-  return jnp.linspace(0.0, 1.0, num_points)
+  return jnp.linspace(0.0, 1.0, num_points, dtype=dtype)
 
 
 def is_observed(grid, x, mask):

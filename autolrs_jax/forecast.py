@@ -94,12 +94,13 @@ def _fit_weighted(s, y, w, max_rate) -> ExponentialFit:
   """Grid search over the decay rate, then zooms around the best one."""
   lo = math.log(MIN_RATE)
   hi = jnp.log(jnp.maximum(max_rate, 2.0 * MIN_RATE))
-  coarse = jnp.linspace(lo, hi, _NUM_COARSE_RATES)
+  # In the series' dtype: a Python max_rate would make the grid float64 under x64.
+  coarse = jnp.linspace(lo, hi, _NUM_COARSE_RATES, dtype=s.dtype)
   log_rate, a, c = _best_rate(s, y, w, coarse)
   half_width = (hi - lo) / (_NUM_COARSE_RATES - 1)
   for _ in range(_NUM_ZOOMS):
     fine = jnp.clip(
-        log_rate + jnp.linspace(-half_width, half_width, _NUM_ZOOM_RATES),
+        log_rate + jnp.linspace(-half_width, half_width, _NUM_ZOOM_RATES, dtype=s.dtype),
         lo,
         hi,
     )
