@@ -16,6 +16,10 @@ from autolrs_jax._exptest import exptest
 from autolrs_jax._exptest import ExpTestState
 from autolrs_jax._exptest import SEARCH
 from autolrs_jax._exptest import TUNE
+from autolrs_jax._export import export_schedule
+from autolrs_jax._export import FoundSchedule
+from autolrs_jax._export import ScheduleRecorder
+from autolrs_jax._export import Segment
 from autolrs_jax._multi_steps import multi_steps
 from autolrs_jax._multi_steps import MultiStepsMeanState
 from autolrs_jax._readers import bo_observations
@@ -32,9 +36,12 @@ __all__ = (
     "BudgetPlan",
     "EXPLOIT",
     "ExpTestState",
+    "FoundSchedule",
     "MultiStepsMeanState",
     "PHASE_NAMES",
     "PROBE",
+    "ScheduleRecorder",
+    "Segment",
     "SEARCH",
     "TUNE",
     "WARMUP",
@@ -42,6 +49,7 @@ __all__ = (
     "autolrs",
     "bo_observations",
     "describe",
+    "export_schedule",
     "exptest",
     "find_state",
     "multi_steps",

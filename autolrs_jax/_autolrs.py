@@ -73,6 +73,9 @@ class AutoLRSState(NamedTuple):
   probe_losses: jax.Array  # float32[max probe length]: current probe's losses.
   stage_loss: jax.Array  # float32: loss at the stage's snapshot (its first step).
   exploit_loss: jax.Array  # float32: moving average of this exploitation's losses.
+  # bool: the last update returned to the stage's snapshot, undoing every call
+  # of the stage so far (read by autolrs_jax.ScheduleRecorder).
+  restored: jax.Array
   snapshot_params: optax.Params  # Parameters at the start of the stage.
   snapshot_base_state: optax.OptState  # Base optimizer state at stage start.
   base_state: optax.OptState  # Live state of the base optimizer.
@@ -191,6 +194,7 @@ def init_controller(cfg: AutoLRSConfig) -> AutoLRSState:
       probe_losses=jnp.zeros([cfg.stages.max_tau_probe], jnp.float32),
       stage_loss=jnp.zeros([], jnp.float32),
       exploit_loss=jnp.zeros([], jnp.float32),
+      restored=jnp.zeros([], bool),
       snapshot_params=None,
       snapshot_base_state=None,
       base_state=None,
@@ -669,6 +673,7 @@ def transition(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> Aut
       key=jax.random.key_data(key),
       stage_loss=signals.stage_loss,
       exploit_loss=signals.exploit_loss,
+      restored=signals.restores,
       wants_validation=cfg.stages.is_validation_step(
           controller.stage, controller.phase == PROBE, controller.phase_step),
   )

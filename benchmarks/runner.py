@@ -37,6 +37,8 @@ class Run(NamedTuple):
   train_loss: np.ndarray  # Minibatch loss of every step (before its update).
   learning_rate: np.ndarray  # The controller's LR of every step (NaN without AutoLRS/ExpTest).
   phase: np.ndarray  # AutoLRS's phase of every step (-1 for other methods).
+  stage: np.ndarray  # AutoLRS's stage of every step (-1 for other methods).
+  restored: np.ndarray  # AutoLRS: the step returned to its stage's snapshot.
   final_val_loss: float
   test_loss: float
   test_accuracy: float  # NaN for the language model.
@@ -102,11 +104,13 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
   test_accuracy = (float(jnp.mean(jnp.argmax(test_logits, -1) == jnp.asarray(data.y_test)))
                    if task.classification else float("nan"))
   wall = time.perf_counter() - start
-  train_loss, learning_rate, phase, _ = (np.asarray(c) for c in zip(*jax.device_get(records)))
+  train_loss, learning_rate, phase, stage, restored = (
+      np.asarray(c) for c in zip(*jax.device_get(records)))
   keep = keep_logits and task.classification
   return Run(
       eval_steps=np.asarray(eval_steps), val_loss=np.asarray(val_losses),
-      train_loss=train_loss, learning_rate=learning_rate, phase=phase,
+      train_loss=train_loss, learning_rate=learning_rate, phase=phase, stage=stage,
+      restored=restored,
       final_val_loss=final_val, test_loss=test_loss, test_accuracy=test_accuracy,
       wall_seconds=wall,
       val_logits=np.asarray(val_logits) if keep else None,

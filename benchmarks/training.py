@@ -30,6 +30,7 @@ class Record(NamedTuple):
   learning_rate: jax.Array  # The controller's LR applied by the step.
   phase: jax.Array  # The controller's phase during the step.
   stage: jax.Array  # AutoLRS's stage during the step.
+  restored: jax.Array  # AutoLRS: the step returned to the stage's snapshot.
 
 
 class History(NamedTuple):
@@ -39,6 +40,7 @@ class History(NamedTuple):
   learning_rate: np.ndarray
   phase: np.ndarray
   stage: np.ndarray
+  restored: np.ndarray
 
 
 def controller_in(opt_state, kind=autolrs_jax.AutoLRSState) -> bool:
@@ -86,7 +88,9 @@ def make_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batch_siz
       kwargs["validation_value"] = jax.lax.cond(
           c.wants_validation, lambda: loss_fn(params, x_val, y_val), lambda: jnp.float32(NAN))
     updates, opt_state = tx.update(grads, opt_state, params, **kwargs)
-    return optax.apply_updates(params, updates), opt_state, Record(loss, lr, phase, stage)
+    restored = autolrs_jax.find_state(opt_state).restored if validates else jnp.bool_(False)
+    record = Record(loss, lr, phase, stage, restored)
+    return optax.apply_updates(params, updates), opt_state, record
 
   return step
 

@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+import autolrs_jax
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -37,3 +39,17 @@ def test_data_parallel_example_pmap_and_sharding_agree(tmp_path):
     assert results[mode]["devices"] == 8
   assert results["pmap"]["exploited_lrs"] == results["sharding"]["exploited_lrs"]
   assert len(results["pmap"]["exploited_lrs"]) >= 1
+
+
+def test_search_then_replay_example_quick(tmp_path):
+  subprocess.run([sys.executable, "-m", "examples.search_then_replay", "--quick",
+                  "--out", str(tmp_path)], check=True, cwd=ROOT, timeout=600)
+  result = json.loads((tmp_path / "search_then_replay.json").read_text())
+  search, replay, cosine = result["search"], result["replay"], result["cosine"]
+  # The replay is the search's calls without the probes that were thrown away.
+  assert 0 < search["steps"] - replay["steps"] <= search["probe_steps"]
+  assert cosine["steps"] == replay["steps"] and cosine["grid_runs"] == 3
+  assert sum(s["steps"] for s in result["segments"]) == replay["steps"]
+  found = autolrs_jax.FoundSchedule.load(tmp_path / "search_then_replay_schedule.json")
+  assert found.total_steps == replay["steps"]
+  assert (tmp_path / "search_then_replay.png").stat().st_size > 10_000
