@@ -176,16 +176,21 @@ class ScheduleRecorder:
     >>> import jax, jax.numpy as jnp, optax, autolrs_jax
     >>> tx = autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0,
     ...                          total_steps=200)
+    >>> @jax.jit
+    ... def step(params, state):
+    ...   loss, grads = jax.value_and_grad(lambda p: jnp.sum(p ** 2))(params)
+    ...   updates, state = tx.update(grads, state, params, value=loss)
+    ...   return optax.apply_updates(params, updates), state
     >>> params = jnp.ones(3)
     >>> state = tx.init(params)
     >>> recorder = autolrs_jax.ScheduleRecorder()
     >>> for _ in range(200):
-    ...   loss, grads = jax.value_and_grad(lambda p: jnp.sum(p ** 2))(params)
-    ...   before = state
-    ...   updates, state = tx.update(grads, state, params, value=loss)
-    ...   params = optax.apply_updates(params, updates)
-    ...   recorder.record(before, state)
+    ...   params, new_state = step(params, state)
+    ...   recorder.record(state, new_state)
+    ...   state = new_state
     >>> found = recorder.export()
+    >>> found.total_steps < 200  # The probes that were restored are not replayed.
+    True
     >>> replay = optax.sgd(found.schedule())
   """
 
