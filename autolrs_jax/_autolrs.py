@@ -558,17 +558,22 @@ def next_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
     # Everything in the region at or above an LR that diverged: its lowest point.
     lowest = grid == grid[jnp.argmax(region)]
     allowed = jnp.where(jnp.any(allowed & region), allowed & region, lowest)
-  x_next, _ = bo.propose(x, state.trial_forecasts, observed, grid,
-                         acquisition=cfg.acquisition, kappa=cfg.kappa, allowed=allowed)
-  lr = lr_from_unit(cfg, x_next)
+  def propose():
+    x_next, _ = bo.propose(x, state.trial_forecasts, observed, grid,
+                           acquisition=cfg.acquisition, kappa=cfg.kappa, allowed=allowed)
+    return lr_from_unit(cfg, x_next).astype(jnp.float32)
+
+  if cfg.ladder:  # The first stage descends its ladder: no GP fit there.
+    lr = jax.lax.cond(state.stage == 0, lambda: ladder_lr(cfg, state).astype(jnp.float32),
+                      propose)
+  else:
+    lr = propose()
   if cfg.budgeted and cfg.budget.keep_winning_probe:
     designated, any_ok = designated_last_lr(cfg, state, ceiling)
     is_last = state.trial == cfg.stages.trials(state.stage) - 1
     if cfg.ladder:  # The ladder's last rung is its next LR, not a re-run.
       is_last &= state.stage > 0
     lr = jnp.where(is_last & any_ok, designated, lr)
-  if cfg.ladder:
-    lr = jnp.where(state.stage == 0, ladder_lr(cfg, state), lr)
   return state._replace(
       phase_step=jnp.zeros_like(state.phase_step),
       learning_rate=lr,
