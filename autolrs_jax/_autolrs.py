@@ -329,6 +329,45 @@ def chosen_trial(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
   return jnp.where(jnp.any(near), jnp.argmax(jnp.where(near, state.trial_lrs, -jnp.inf)), best)
 
 
+def chosen_lr(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+  """The LR the stage exploits: its chosen trial's, or below it the ladder's vertex.
+
+  The vertex never raises the choice: above the chosen rung the parabola
+  leans towards an LR that scored worse, on the side where an LR held for
+  the rest of the budget can diverge.
+  """
+  lr = state.trial_lrs[chosen_trial(cfg, state)]
+  if not (cfg.ladder and cfg.budget.ladder_vertex):
+    return lr
+  vertex, ok = ladder_vertex(cfg, state)
+  return jnp.where((state.stage == 0) & ok, jnp.minimum(vertex, lr), lr)
+
+
+def ladder_vertex(cfg: AutoLRSConfig, state: AutoLRSState) -> tuple[jax.Array, jax.Array]:
+  """Ladder: ``(lr, ok)``, the minimum of a parabola through three rungs' scores.
+
+  The parabola in log-LR passes through the best-scoring rung and the rungs
+  above and below it, so its vertex lies between them: the ladder's coarse
+  steps need not hold the best LR. ``ok`` is False without two neighbours
+  that did not diverge (the best rung is the first or the last, or next to
+  an LR that diverged: the edge of stability is no place to interpolate).
+  """
+  finished = jnp.arange(cfg.num_trials) < state.trial
+  best = jnp.argmin(jnp.where(finished, state.trial_forecasts, jnp.inf))
+  rungs = jnp.clip(best + jnp.arange(-1, 2), 0, cfg.num_trials - 1)
+  x, y = jnp.log(state.trial_lrs[rungs]), state.trial_forecasts[rungs]
+  ok = (best >= 1) & (best + 1 < state.trial) & ~jnp.any(state.trial_diverged[rungs])
+  above, below = x[1] - x[0], x[1] - x[2]
+  rise_above, rise_below = y[1] - y[0], y[1] - y[2]
+  numerator = above**2 * rise_below - below**2 * rise_above
+  denominator = above * rise_below - below * rise_above
+  ok &= denominator != 0
+  vertex = x[1] - 0.5 * numerator / jnp.where(ok, denominator, 1.0)
+  vertex = jnp.clip(vertex, jnp.minimum(x[0], x[2]), jnp.maximum(x[0], x[2]))
+  ok &= jnp.isfinite(vertex)
+  return jnp.exp(vertex).astype(jnp.float32), ok
+
+
 def keeps_probe(cfg: AutoLRSConfig, state: AutoLRSState, score, diverged) -> jax.Array:
   """Budget: whether the stage's last probe ends as the start of its exploitation.
 
@@ -341,8 +380,7 @@ def keeps_probe(cfg: AutoLRSConfig, state: AutoLRSState, score, diverged) -> jax
   recorded = state._replace(
       trial=state.trial + 1,
       trial_forecasts=state.trial_forecasts.at[state.trial].set(score))
-  chosen_lr = state.trial_lrs[chosen_trial(cfg, recorded)]
-  return last & ~diverged & (chosen_lr == state.trial_lrs[state.trial])
+  return last & ~diverged & (chosen_lr(cfg, recorded) == state.trial_lrs[state.trial])
 
 
 # --- Act ---------------------------------------------------------------------
@@ -592,7 +630,7 @@ def start_exploit(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   state = record_trial(cfg, state, signals)
   finished = jnp.arange(cfg.num_trials) < state.trial
   lr = jnp.where(jnp.all(state.trial_diverged | ~finished), cfg.min_lr,
-                 state.trial_lrs[chosen_trial(cfg, state)])
+                 chosen_lr(cfg, state))
   return state._replace(
       phase=jnp.asarray(EXPLOIT, jnp.int32),
       phase_step=jnp.zeros_like(state.phase_step),
@@ -783,7 +821,9 @@ def autolrs(
   at the first LR that scores worse than one above it (at most 5 probes,
   sharing 10% of the budget). It chooses the largest LR that did not diverge
   and scores within 5% of the best: short probes favour LRs below the best
-  one for the whole budget. The last probe is kept, not restored, when its LR
+  one for the whole budget; below that choice, it takes the vertex of the
+  parabola (in log-LR) through the best rung's score and its neighbours',
+  when neither neighbour diverged. The last probe is kept, not restored, when its LR
   is the choice. The run never ends inside a probe. ``BudgetPlan`` also
   offers several stages (later ones searching by BO around the incumbent),
   the paper's BO for the first search, and other probe scores; the benchmark's

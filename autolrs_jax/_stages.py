@@ -131,6 +131,10 @@ class BudgetPlan(NamedTuple):
   # worse than the one above it; 'bo' proposes by Bayesian optimisation.
   first_search: str = "ladder"
   ladder_factor: float = 10.0 ** 0.5
+  # The ladder's choice between its rungs: the vertex, in log-LR, of the
+  # parabola through the best rung's score and its two neighbours', when it
+  # lies below the rung ``prefer_larger`` chose (False: that rung).
+  ladder_vertex: bool = True
   later_trials: int = 3  # Probes of each later stage, the incumbent LR among them.
   probe_fraction: float = 0.1  # Share of the budget spent in probes (at most, roughly).
   min_probe_steps: int = 4  # No probe is shorter.

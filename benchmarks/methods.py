@@ -71,6 +71,8 @@ ABLATIONS = (
     ("no-anneal", "no final anneal: the chosen LR to the end", dict(anneal_fraction=0.0)),
     ("three-stages", "three stages (1:2:4), the later ones searching a trust region",
      dict(stage_weights=(1.0, 2.0, 4.0))),
+    ("no-vertex", "the ladder's chosen rung, not the parabola's vertex below it",
+     dict(ladder_vertex=False)),
     ("no-prefer-larger", "the best-scoring LR, not the largest within 5% of it",
      dict(prefer_larger=0.0)),
     ("no-kept-probe", "the winning last probe is restored and re-run",

@@ -214,11 +214,23 @@ def test_the_ladder_descends_from_max_lr_and_stops_past_the_best(default_run):
   assert all(b < a for a, b in zip(scores[:-2], scores[1:-1]))
   if len(probes) < plan.first_trials:
     assert scores[-1] > min(scores[:-1])
-  # The choice: the largest LR scoring within prefer_larger of the best.
   exploited = column(records, "learning_rate")[column(records, "phase") == autolrs_jax.EXPLOIT]
-  best = min(scores)
-  near = [lr for lr, score in ok if score <= best + plan.prefer_larger * abs(best)]
-  assert exploited[0] == pytest.approx(max(near))
+  assert exploited[0] == pytest.approx(ladder_choice(probes, plan), rel=1e-4)
+
+
+def ladder_choice(probes, plan):
+  """The ladder's choice, computed independently of the controller."""
+  lrs, scores, diverged = (np.asarray(column) for column in zip(*probes))
+  best = int(np.argmin(scores))
+  # The largest LR scoring within prefer_larger of the best ...
+  top = scores[best]
+  choice = max(lr for lr, score, d in probes
+               if not d and score <= top + plan.prefer_larger * abs(top))
+  if 0 < best < len(lrs) - 1 and not diverged[best - 1:best + 2].any():
+    # ... or, below it, the minimum of the parabola through the best rung and its neighbours.
+    a, b, _ = np.polyfit(np.log(lrs[best - 1:best + 2]), scores[best - 1:best + 2], 2)
+    choice = min(choice, np.exp(-b / (2 * a)))
+  return choice
 
 
 def test_the_default_plan_is_one_stage_then_the_anneal(default_run):

@@ -204,3 +204,58 @@ def test_budget_may_prefer_the_largest_lr_within_a_tolerance_of_the_best(prefer_
                  trial_diverged=jnp.asarray([False, False, False, True, False]))
   # 0.02 is best; 0.1 is within 25% of it; 0.5 too, but it diverged.
   assert float(s.trial_lrs[A.chosen_trial(cfg, s)]) == pytest.approx(want)
+
+
+
+def ladder_config(**plan):
+  plan = autolrs_jax.BudgetPlan(**plan)
+  return config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
+
+
+def exploited_lr(cfg, lrs, scores, diverged=None, stage=0):
+  """The LR a stage exploits after probes at ``lrs`` scored ``scores``, the last
+  one ending now."""
+  n = len(lrs)
+  diverged = [False] * n if diverged is None else diverged
+  pad = lambda xs, dtype: jnp.asarray(list(xs) + [0] * (cfg.num_trials - len(xs)), dtype)
+  s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(n - 1), stage=jnp.int32(stage),
+                 trial_lrs=pad(lrs, jnp.float32), trial_forecasts=pad(scores[:-1], jnp.float32),
+                 trial_diverged=pad(diverged[:-1], bool))
+  ends = signals(cfg, probe_ends=jnp.asarray(True), probe_score=jnp.float32(scores[-1]),
+                 probe_diverged=jnp.asarray(diverged[-1]))
+  return float(A.start_exploit(cfg, s, ends, KEY).learning_rate)
+
+
+def test_the_ladder_exploits_the_vertex_of_the_parabola_through_its_best_rungs():
+  cfg = ladder_config()
+  lrs = 1.0 / np.sqrt(10.0) ** np.arange(4)  # 1, 0.316, 0.1, 0.0316.
+  scores = 2.0 + 0.3 * (np.log(lrs) - np.log(0.06)) ** 2  # A parabola in log-LR.
+  assert exploited_lr(cfg, lrs, scores) == pytest.approx(0.06, rel=1e-4)
+  # Uneven rungs: the vertex lies between the best rung and the flatter side.
+  lr = exploited_lr(cfg, [1.0, 0.3, 0.1, 0.03], [5.0, 2.0, 1.0, 1.9])
+  assert 0.03 < lr < 0.1 and lr != pytest.approx(0.1)
+
+
+def test_the_vertex_never_raises_the_ladders_choice():
+  cfg = ladder_config()
+  # The vertex lies above 0.1, the best rung (0.3 scores 20% worse than it).
+  assert exploited_lr(cfg, [1.0, 0.3, 0.1, 0.03], [5.0, 1.2, 1.0, 2.0]) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("lrs,scores,diverged,want", [
+    ([1.0, 0.3, 0.1], [3.0, 1.0, 2.0], [True, False, False], 0.3),  # Above the best diverged.
+    ([1.0, 0.3], [3.0, 1.0], [False, False], 0.3),  # The best is the last rung.
+    ([1.0, 0.3, 0.1], [1.0, 2.0, 3.0], [False, False, False], 1.0),  # The best is max_lr.
+])
+def test_the_ladder_keeps_its_best_rung_without_two_neighbours_that_held(lrs, scores, diverged,
+                                                                         want):
+  cfg = ladder_config(prefer_larger=0.0)
+  assert exploited_lr(cfg, lrs, scores, diverged) == pytest.approx(want)
+
+
+def test_the_vertex_is_the_ladders_only_and_can_be_switched_off():
+  lrs, scores = [1.0, 0.3, 0.1, 0.03], [5.0, 2.0, 1.0, 1.9]
+  off = ladder_config(ladder_vertex=False, prefer_larger=0.0)
+  assert exploited_lr(off, lrs, scores) == pytest.approx(0.1)
+  on = ladder_config(prefer_larger=0.0)  # A later stage (BO) exploits its best trial.
+  assert exploited_lr(on, lrs, scores, stage=1) == pytest.approx(0.1)
