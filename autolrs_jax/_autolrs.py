@@ -14,9 +14,10 @@ a pytree of fixed-shape arrays. Each call
 1. *observes* the step (:func:`observe`: snapshot at a stage's first step,
    the probe's loss record, divergence, the ends of phases) into
    :class:`Signals`;
-2. *acts* on the parameters and the base optimizer's state
-   (:func:`next_updates`): the scaled base update, a zero update for a skipped
-   step, or ``snapshot - params`` for a restore;
+2. *acts* on the parameters and the base optimizer's state (:func:`act`):
+   the scaled base update, a zero update for a skipped step, or ``snapshot -
+   params`` for a restore; params-sized work only on the rare steps that
+   need it (:func:`autolrs_jax._common.rarely`);
 3. *decides* the controller's next position (:func:`choose_event`) and runs
    the one transition that event names (:data:`TRANSITIONS`) under
    ``lax.switch``, so the BO step runs only when a probe ends.
@@ -209,11 +210,13 @@ def take_snapshot(state: AutoLRSState, params: optax.Params):
   """``(stage_starts, snapshot_params, snapshot_base_state)`` for this step.
 
   The snapshot is taken at a stage's first step: its first probe's first.
+  Under ``lax.cond``, so that the other steps do no params-sized work (see
+  :func:`autolrs_jax._common.rarely`).
   """
   stage_starts = (state.phase == PROBE) & (state.trial == 0) & (state.phase_step == 0)
-  snapshot_params = optax.tree.where(stage_starts, params, state.snapshot_params)
-  snapshot_base_state = optax.tree.where(stage_starts, state.base_state,
-                                         state.snapshot_base_state)
+  snapshot_params, snapshot_base_state = _common.rarely(
+      stage_starts, lambda: (params, state.base_state),
+      (state.snapshot_params, state.snapshot_base_state))
   return stage_starts, snapshot_params, snapshot_base_state
 
 
@@ -248,8 +251,12 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
   in_probe = state.phase == PROBE
   in_exploit = state.phase == EXPLOIT
   step_finite = _common.all_finite(scaled)
-  step_ok = step_finite & (
-      _common.relative_distance(params, scaled, snapshot_params) <= cfg.max_probe_drift)
+  # Only a probe is restored: its drift from the snapshot matters only there.
+  drift_ok = jax.lax.cond(
+      in_probe,
+      lambda: _common.relative_distance(params, scaled, snapshot_params) <= cfg.max_probe_drift,
+      lambda: jnp.ones([], bool))
+  step_ok = step_finite & drift_ok
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   diverged_now = ~loss_ok | ~step_ok
   stage_loss = starting_loss(cfg, state, value, stage_starts)
@@ -386,18 +393,28 @@ def keeps_probe(cfg: AutoLRSConfig, state: AutoLRSState, score, diverged) -> jax
 # --- Act ---------------------------------------------------------------------
 
 
-def next_updates(signals: Signals, *, scaled, params, snapshot_params):
-  """The update to return: a restore, a skip (zeros) or the scaled step."""
-  restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
-  zeros = jax.tree.map(jnp.zeros_like, scaled)
-  return optax.tree.where(signals.restores, restore,
-                          optax.tree.where(signals.skip, zeros, scaled))
+def act(signals: Signals, *, base_updates, learning_rate, stepped, params, current,
+        snapshot_params, snapshot_base_state):
+  """``(updates, base_state)``: the base update times the LR and the stepped
+  base state, or, on the rare step that restores or skips, what it needs.
 
+  A restore returns ``snapshot - params`` and the snapshot's base state; a
+  skip (a non-finite step outside probes) a zero update and the base state
+  unchanged. The common step forwards the base optimizer's outputs; the
+  scaling comes last, so that XLA fuses it into the caller's
+  ``apply_updates`` as it does the bare optimizer's.
+  """
+  def restore_or_skip():
+    restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
+    zeros = jax.tree.map(jnp.zeros_like, base_updates)
+    # Scaled by 1 (exactly) for a restore, by 0 for a skip.
+    return (optax.tree.where(signals.restores, restore, zeros),
+            jnp.where(signals.restores, 1.0, 0.0).astype(learning_rate.dtype),
+            optax.tree.where(signals.restores, snapshot_base_state, current))
 
-def next_base_state(signals: Signals, *, stepped, current, snapshot):
-  """The base optimizer's state: the snapshot's on a restore, kept on a skip."""
-  return optax.tree.where(signals.restores, snapshot,
-                          optax.tree.where(signals.skip, current, stepped))
+  direction, scale, base_state = _common.rarely(signals.restores | signals.skip, restore_or_skip,
+                                        (base_updates, learning_rate, stepped))
+  return _common.scale_updates(direction, scale), base_state
 
 
 # --- Decide ------------------------------------------------------------------
@@ -955,10 +972,11 @@ def autolrs(
     signals = observe(cfg, state, value=value, score=score, validating=validating,
                       params=params, scaled=scaled, snapshot_params=snapshot_params,
                       stage_starts=stage_starts)
-    new_updates = next_updates(signals, scaled=scaled, params=params,
-                               snapshot_params=snapshot_params)
-    base_state = next_base_state(signals, stepped=stepped_base_state,
-                                 current=state.base_state, snapshot=snapshot_base_state)
+    new_updates, base_state = act(signals, base_updates=base_updates,
+                                  learning_rate=state.learning_rate, stepped=stepped_base_state,
+                                  params=params, current=state.base_state,
+                                  snapshot_params=snapshot_params,
+                                  snapshot_base_state=snapshot_base_state)
     controller = transition(cfg, state, signals)
     return new_updates, controller._replace(snapshot_params=snapshot_params,
                                             snapshot_base_state=snapshot_base_state,

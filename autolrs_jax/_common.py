@@ -35,6 +35,17 @@ def all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
+def rarely(event: jax.Array, compute: Callable[[], T], otherwise: T) -> T:
+  """``compute()`` if ``event`` else ``otherwise``, with no work when not.
+
+  A ``jnp.where`` over a params-sized tree reads and writes all of it at
+  every step. Under ``lax.cond`` the common case forwards its operands: it is
+  the conditional's first branch, whose forwarded buffers XLA aliases rather
+  than copies (jax-ml/jax#16661).
+  """
+  return jax.lax.cond(event, compute, lambda: otherwise)
+
+
 def scale_updates(updates: optax.Updates, learning_rate: jax.Array) -> optax.Updates:
   """``learning_rate * updates``, each leaf keeping its dtype."""
   return jax.tree.map(lambda u: (learning_rate * u).astype(u.dtype), updates)

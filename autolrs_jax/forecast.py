@@ -98,14 +98,17 @@ def _fit_weighted(s, y, w, max_rate) -> ExponentialFit:
   coarse = jnp.linspace(lo, hi, _NUM_COARSE_RATES, dtype=s.dtype)
   log_rate, a, c = _best_rate(s, y, w, coarse)
   half_width = (hi - lo) / (_NUM_COARSE_RATES - 1)
-  for _ in range(_NUM_ZOOMS):
+
+  def zoom(_, carry):  # A loop, not unrolled: compiled once.
+    log_rate, _, _, half_width = carry
     fine = jnp.clip(
         log_rate + jnp.linspace(-half_width, half_width, _NUM_ZOOM_RATES, dtype=s.dtype),
         lo,
         hi,
     )
-    log_rate, a, c = _best_rate(s, y, w, fine)
-    half_width = 2.0 * half_width / (_NUM_ZOOM_RATES - 1)
+    return (*_best_rate(s, y, w, fine), 2.0 * half_width / (_NUM_ZOOM_RATES - 1))
+
+  log_rate, a, c, _ = jax.lax.fori_loop(0, _NUM_ZOOMS, zoom, (log_rate, a, c, half_width))
   return ExponentialFit(amplitude=a, rate=jnp.exp(log_rate), asymptote=c)
 
 
@@ -142,19 +145,21 @@ def fit_exponential(
   y = jnp.where(mask, jnp.asarray(y, jnp.float32), 0.0)
   w = mask.astype(jnp.float32)
   fit = _fit_weighted(s, y, w, max_rate)
+
   # Huber rounds converge from the least-squares start; bisquare rounds then
-  # give gross outliers (loss spikes) no weight at all.
-  for round_ in range(_NUM_HUBER_ROUNDS + _NUM_BISQUARE_ROUNDS):
+  # give gross outliers (loss spikes) no weight at all. A loop, not unrolled:
+  # its body is compiled once.
+  def reweight(round_, fit):
     resid = jnp.abs(y - evaluate(fit, s))
     scale = _MAD_TO_SIGMA * _masked_median(resid, mask)
     # A perfect fit has zero scale: keep every point at full weight then.
     scale = jnp.maximum(scale, 1e-6 * (1.0 + jnp.abs(fit.asymptote)))
-    if round_ < _NUM_HUBER_ROUNDS:
-      robust = jnp.minimum(1.0, _HUBER_K * scale / jnp.maximum(resid, 1e-30))
-    else:
-      robust = jnp.square(jnp.maximum(0.0, 1.0 - jnp.square(resid / (_BISQUARE_C * scale))))
-    fit = _fit_weighted(s, y, w * robust, max_rate)
-  return fit
+    huber = jnp.minimum(1.0, _HUBER_K * scale / jnp.maximum(resid, 1e-30))
+    bisquare = jnp.square(jnp.maximum(0.0, 1.0 - jnp.square(resid / (_BISQUARE_C * scale))))
+    robust = jnp.where(round_ < _NUM_HUBER_ROUNDS, huber, bisquare)
+    return _fit_weighted(s, y, w * robust, max_rate)
+
+  return jax.lax.fori_loop(0, _NUM_HUBER_ROUNDS + _NUM_BISQUARE_ROUNDS, reweight, fit)
 
 
 def forecast(
