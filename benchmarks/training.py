@@ -9,6 +9,7 @@ computes it under ``jax.lax.cond``: no host round trip. Examples, benchmarks,
 timings and tests all train through it.
 """
 
+import functools
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -53,7 +54,7 @@ def controller_in(opt_state, kind=autolrs_jax.AutoLRSState) -> bool:
 
 
 def make_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batch_size: int, *,
-              pass_value: bool, val_size: int = 512, opt_state=None):
+              pass_value: bool, val_size: int = 512, opt_state=None, donate: bool = False):
   """Builds ``step(params, opt_state, key) -> (params, opt_state, Record)``, jitted.
 
   Args:
@@ -67,13 +68,17 @@ def make_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batch_siz
     val_size: validation examples AutoLRS's validation loss is computed on.
     opt_state: a state of ``tx`` (its structure tells which controller to
       read); default ``tx`` has none.
+    donate: donate ``params`` and ``opt_state`` to the step (``donate_argnums``),
+      as a production loop does: their buffers are reused for the outputs, so
+      a state that passes through unchanged costs no copy. The caller must
+      not use the arrays it passed in again.
   """
   x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
   x_val, y_val = jnp.asarray(data.x_val[:val_size]), jnp.asarray(data.y_val[:val_size])
   controlled = opt_state is not None and controller_in(opt_state, kind=None)
   validates = opt_state is not None and controller_in(opt_state)
 
-  @jax.jit
+  @functools.partial(jax.jit, donate_argnums=(0, 1) if donate else ())
   def step(params, opt_state, key):
     idx = jax.random.randint(key, (batch_size,), 0, x_train.shape[0])
     loss, grads = jax.value_and_grad(loss_fn)(params, x_train[idx], y_train[idx])
