@@ -54,6 +54,10 @@ _EXPLOIT_EMA = 0.9  # Smoothing of the exploitation loss (about ten steps).
 # that one noisy minibatch cannot end it.
 _EXPLOIT_GRACE_STEPS = 3
 
+# A probe's exact drift is computed once its path length passes this fraction
+# of the limit: the margin covers the rounding of the applied updates.
+_PATH_MARGIN = 0.9
+
 # Bound on forecasts handed to the GP, so that its standardisation stays finite.
 _MAX_SCORE = 1e6
 
@@ -77,6 +81,10 @@ class AutoLRSState(NamedTuple):
   # bool: the last update returned to the stage's snapshot, undoing every call
   # of the stage so far (read by autolrs_jax.ScheduleRecorder).
   restored: jax.Array
+  # float32: the summed norms of the running probe's updates, a bound on its
+  # drift from the snapshot (the exact drift is computed only near the limit).
+  probe_path: jax.Array
+  snapshot_norm: jax.Array  # float32: global L2 norm of snapshot_params.
   snapshot_params: optax.Params  # Parameters at the start of the stage.
   snapshot_base_state: optax.OptState  # Base optimizer state at stage start.
   base_state: optax.OptState  # Live state of the base optimizer.
@@ -145,6 +153,7 @@ class Signals(NamedTuple):
   probe_score: jax.Array  # float32: the ended probe's score (0 unless probe_ends).
   probe_diverged: jax.Array  # bool: the ended probe diverged or exploded.
   keeps_probe: jax.Array  # bool: the ended probe won; training goes on from it.
+  probe_path: jax.Array  # float32: the probe's path length, this step's update included.
 
   @property
   def restores(self) -> jax.Array:
@@ -196,6 +205,8 @@ def init_controller(cfg: AutoLRSConfig) -> AutoLRSState:
       stage_loss=jnp.zeros([], jnp.float32),
       exploit_loss=jnp.zeros([], jnp.float32),
       restored=jnp.zeros([], bool),
+      probe_path=jnp.zeros([], jnp.float32),
+      snapshot_norm=jnp.zeros([], jnp.float32),
       snapshot_params=None,
       snapshot_base_state=None,
       base_state=None,
@@ -207,17 +218,17 @@ def init_controller(cfg: AutoLRSConfig) -> AutoLRSState:
 
 
 def take_snapshot(state: AutoLRSState, params: optax.Params):
-  """``(stage_starts, snapshot_params, snapshot_base_state)`` for this step.
+  """``(stage_starts, snapshot_params, snapshot_base_state, snapshot_norm)``.
 
   The snapshot is taken at a stage's first step: its first probe's first.
   Under ``lax.cond``, so that the other steps do no params-sized work (see
   :func:`autolrs_jax._common.rarely`).
   """
   stage_starts = (state.phase == PROBE) & (state.trial == 0) & (state.phase_step == 0)
-  snapshot_params, snapshot_base_state = _common.rarely(
-      stage_starts, lambda: (params, state.base_state),
-      (state.snapshot_params, state.snapshot_base_state))
-  return stage_starts, snapshot_params, snapshot_base_state
+  snapshot_params, snapshot_base_state, snapshot_norm = _common.rarely(
+      stage_starts, lambda: (params, state.base_state, _common.norm(params)),
+      (state.snapshot_params, state.snapshot_base_state, state.snapshot_norm))
+  return stage_starts, snapshot_params, snapshot_base_state, snapshot_norm
 
 
 def record_probe_loss(cfg: AutoLRSConfig, state: AutoLRSState, score: jax.Array,
@@ -239,7 +250,8 @@ def record_probe_loss(cfg: AutoLRSConfig, state: AutoLRSState, score: jax.Array,
 
 
 def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating: bool,
-            params, scaled, snapshot_params, stage_starts) -> Signals:
+            params, base_updates, learning_rate, snapshot_params, snapshot_norm,
+            stage_starts) -> Signals:
   """Everything this step tells the controller; nothing is decided yet.
 
   A step that would put NaN/Inf in the params, or carry them far from the
@@ -250,11 +262,16 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
   losses, observed = record_probe_loss(cfg, state, score, validating)
   in_probe = state.phase == PROBE
   in_exploit = state.phase == EXPLOIT
-  step_finite = _common.all_finite(scaled)
+  scaled = lambda: _common.scale_updates(base_updates, learning_rate)
+  step_finite, step_length = _common.finite_and_length(base_updates, learning_rate)
   # Only a probe is restored: its drift from the snapshot matters only there.
+  # Its path length bounds it (triangle inequality); the exact drift, three
+  # params-sized reads, is computed only when the bound nears the limit.
+  path = jnp.where(state.phase_step == 0, 0.0, state.probe_path) + step_length
+  far = ~(path <= _PATH_MARGIN * cfg.max_probe_drift * snapshot_norm)
   drift_ok = jax.lax.cond(
-      in_probe,
-      lambda: _common.relative_distance(params, scaled, snapshot_params) <= cfg.max_probe_drift,
+      in_probe & far,
+      lambda: _common.relative_distance(params, scaled(), snapshot_params) <= cfg.max_probe_drift,
       lambda: jnp.ones([], bool))
   step_ok = step_finite & drift_ok
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
@@ -288,6 +305,7 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
       probe_score=probe_score,
       probe_diverged=probe_diverged,
       keeps_probe=keeps,
+      probe_path=path,
   )
 
 
@@ -732,6 +750,7 @@ def transition(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> Aut
       count=state.count + 1,
       key=jax.random.key_data(key),
       stage_loss=signals.stage_loss,
+      probe_path=signals.probe_path,
       exploit_loss=signals.exploit_loss,
       restored=signals.restores,
       wants_validation=cfg.stages.is_validation_step(
@@ -965,20 +984,22 @@ def autolrs(
                 **extra_args):
     _check_params(params, state)
     value, score, validating = _losses(cfg, state, value, validation_value)
-    stage_starts, snapshot_params, snapshot_base_state = take_snapshot(state, params)
+    stage_starts, snapshot_params, snapshot_base_state, snapshot_norm = take_snapshot(
+        state, params)
     base_updates, stepped_base_state = base_optimizer.update(
         updates, state.base_state, params, **extra_args)
-    scaled = _common.scale_updates(base_updates, state.learning_rate)
     signals = observe(cfg, state, value=value, score=score, validating=validating,
-                      params=params, scaled=scaled, snapshot_params=snapshot_params,
-                      stage_starts=stage_starts)
+                      params=params, base_updates=base_updates,
+                      learning_rate=state.learning_rate, snapshot_params=snapshot_params,
+                      snapshot_norm=snapshot_norm, stage_starts=stage_starts)
     new_updates, base_state = act(signals, base_updates=base_updates,
                                   learning_rate=state.learning_rate, stepped=stepped_base_state,
                                   params=params, current=state.base_state,
                                   snapshot_params=snapshot_params,
                                   snapshot_base_state=snapshot_base_state)
     controller = transition(cfg, state, signals)
-    return new_updates, controller._replace(snapshot_params=snapshot_params,
+    return new_updates, controller._replace(snapshot_norm=snapshot_norm,
+                                            snapshot_params=snapshot_params,
                                             snapshot_base_state=snapshot_base_state,
                                             base_state=base_state)
 

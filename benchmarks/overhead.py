@@ -6,7 +6,7 @@ For MLPs of about 1e4, 1e6 and 1e7 parameters, the same jitted step (forward,
 backward, update; params and optimizer state donated) with ``autolrs(base)``
 and with the bare ``base``, for SGD with momentum and Adam, in one process:
 first-call time (compilation), then the median and mean of many warmed-up
-steps. In the paper's mode AutoLRS runs short stages (``tau=100``, ten probes
+steps, the optimizers timed in alternating blocks of ten steps. In the paper's mode AutoLRS runs short stages (``tau=100``, ten probes
 of 10 steps), so a BO proposal ends every tenth step of its probes and the
 mean includes them; the median is the typical step. The budget mode runs its
 default plan over 2,000 calls (its ladder's probes come first). Memory is the
@@ -50,19 +50,17 @@ def nbytes(tree) -> int:
   return sum(x.nbytes for x in jax.tree.leaves(tree))
 
 
-def time_optimizer(tx, params, steps: int, pass_value: bool) -> dict:
-  """The one training step on a fixed synthetic batch, timed by the one timer.
-
-  The step donates its params and optimizer state, as a production loop does.
-  """
+def donated_step(tx, params, pass_value: bool) -> tuple:
+  """``(step, params, opt_state)``: the one training step on a fixed synthetic
+  batch, donating its params and optimizer state as a production loop does."""
   x = np.asarray(jax.random.normal(jax.random.key(1), (BATCH, 256)))
   y = np.asarray(jax.random.randint(jax.random.key(2), (BATCH,), 0, 10))
   data = Splits(x, y, x, y, x, y)
-  params = jax.tree.map(jnp.copy, params)  # Donated: each run gets its own.
+  params = jax.tree.map(jnp.copy, params)  # Donated: each step gets its own.
   opt_state = tx.init(params)
   step = training.make_step(mlp_loss, tx, data, BATCH, pass_value=pass_value,
                             opt_state=opt_state, donate=True)
-  return training.time_steps(step, params, opt_state, steps)
+  return step, params, opt_state
 
 
 def bo_proposal_latency(repeats: int = 20) -> dict:
@@ -93,11 +91,15 @@ def measure(steps: int) -> dict:
     # Fewer steps for the largest model: a step there is ~1000x the smallest's.
     n_steps = max(steps // (10 if width > 1000 else 1), 50)
     for base_name, base in BASES.items():
-      bare = time_optimizer(base(0.01), params, n_steps, pass_value=False)
+      # The bare optimizer and AutoLRS in each mode, timed in alternating blocks.
+      steps_to_time = {"bare": donated_step(base(0.01), params, pass_value=False)}
       for mode, kwargs in MODES.items():
-        auto = time_optimizer(
-            autolrs_jax.autolrs(base(1.0), min_lr=1e-3, max_lr=1.0, **kwargs),
-            params, n_steps, pass_value=True)
+        tx = autolrs_jax.autolrs(base(1.0), min_lr=1e-3, max_lr=1.0, **kwargs)
+        steps_to_time[mode] = donated_step(tx, params, pass_value=True)
+      timing = training.time_steps(steps_to_time, n_steps)
+      bare = timing["bare"]
+      for mode in MODES:
+        auto = timing[mode]
         rows.append({
             "model": name, "parameters": int(n), "steps": n_steps, "base": base_name,
             "mode": mode, "bare": bare, "autolrs": auto,

@@ -5,7 +5,7 @@
 Both steps are the repository's one training step (:mod:`benchmarks.training`:
 forward, backward, update, the minibatch drawn inside; params and state
 donated) on the MNIST-1D CNN with batch 128; they differ only in the optimizer. Each is warmed up, then timed
-per step with ``block_until_ready``; AutoLRS is timed over whole stages so
+per step, the two in alternating blocks of ten steps with ``block_until_ready``; AutoLRS is timed over whole stages so
 that the BO steps at the end of probes are included in the mean (the median
 is the typical step).
 """
@@ -24,12 +24,13 @@ from benchmarks.tasks import mnist1d
 from benchmarks.tasks import model_loss
 
 
-def time_optimizer(tx, data, steps, pass_value):
+def cnn_step(tx, data, pass_value):
+  """``(step, params, opt_state)`` of the CNN's donating training step."""
   graphdef, params = nnx.split(mnist1d.CNN(rngs=nnx.Rngs(0)), nnx.Param)
   opt_state = tx.init(params)
   step = training.make_step(model_loss(graphdef), tx, data, 128, pass_value=pass_value,
                             opt_state=opt_state, donate=True)
-  return training.time_steps(step, params, opt_state, steps, warmup=50)
+  return step, params, opt_state
 
 
 def main(argv=None):
@@ -41,9 +42,10 @@ def main(argv=None):
   base = optax.sgd(0.05, momentum=0.9)
   auto = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=1.0,
                              tau=200, num_trials=6, tau_max=1600)
-  result = {"device": str(jax.devices()[0]), "steps": args.steps,
-            "base": time_optimizer(base, data, args.steps, pass_value=False),
-            "autolrs": time_optimizer(auto, data, args.steps, pass_value=True)}
+  timing = training.time_steps({"base": cnn_step(base, data, pass_value=False),
+                                 "autolrs": cnn_step(auto, data, pass_value=True)},
+                                args.steps, warmup=50)
+  result = {"device": str(jax.devices()[0]), "steps": args.steps} | timing
   for stat in ("median_ms", "mean_ms"):
     result[f"ratio_{stat[:-3]}"] = result["autolrs"][stat] / result["base"][stat]
   args.out.parent.mkdir(parents=True, exist_ok=True)

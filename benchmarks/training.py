@@ -164,34 +164,59 @@ def time_calls(call: Callable[[], Any], repeats: int, warmup: int = 20) -> dict:
   Returns ``first_call_s`` (compilation included), then ``median_ms``,
   ``mean_ms`` and ``max_ms`` over ``repeats`` calls after ``warmup`` more.
   """
-  start = time.perf_counter()
-  jax.block_until_ready(call())
-  first = time.perf_counter() - start
-  for _ in range(warmup):
-    out = call()
-  if warmup:
-    jax.block_until_ready(out)
-  times = []
-  for _ in range(repeats):
+  return time_side_by_side({"call": call}, repeats, warmup)["call"]
+
+
+def time_side_by_side(calls: dict[str, Callable[[], Any]], repeats: int, warmup: int = 20,
+                      block: int = 10) -> dict[str, dict]:
+  """:func:`time_calls` of several calls, timed in alternating blocks of ``block``.
+
+  On a machine whose speed drifts (a shared VM), calls timed one after the
+  other see different machines; alternating blocks share the drift, so their
+  ratios hold.
+  """
+  first = {}
+  for name, call in calls.items():
     start = time.perf_counter()
     jax.block_until_ready(call())
-    times.append(time.perf_counter() - start)
-  times = np.asarray(times)
-  return {"median_ms": 1e3 * float(np.median(times)), "mean_ms": 1e3 * float(times.mean()),
-          "max_ms": 1e3 * float(times.max()), "first_call_s": first}
+    first[name] = time.perf_counter() - start
+  for call in calls.values():
+    for _ in range(warmup):
+      out = call()
+    if warmup:
+      jax.block_until_ready(out)
+  times = {name: [] for name in calls}
+  while len(times[next(iter(calls))]) < repeats:
+    for name, call in calls.items():
+      for _ in range(min(block, repeats - len(times[name]))):
+        start = time.perf_counter()
+        jax.block_until_ready(call())
+        times[name].append(time.perf_counter() - start)
+  stats = lambda t: {"median_ms": 1e3 * float(np.median(t)), "mean_ms": 1e3 * float(np.mean(t)),
+                     "max_ms": 1e3 * float(np.max(t))}
+  return {name: stats(times[name]) | {"first_call_s": first[name]} for name in calls}
 
 
-def time_steps(step, params, opt_state, steps: int, warmup: int = 20, seed: int = 1) -> dict:
-  """Times a jitted ``step(params, opt_state, key)`` (:func:`time_calls`), threading its state.
+def time_steps(steps_to_time: dict[str, tuple], steps: int, warmup: int = 20,
+               seed: int = 1) -> dict[str, dict]:
+  """Times jitted ``step(params, opt_state, key)`` functions side by side
+  (:func:`time_side_by_side`), each threading its own state.
 
-  Also returns ``state_bytes``, the optimizer state's size.
+  Args:
+    steps_to_time: name -> ``(step, params, opt_state)``.
+
+  Returns name -> the timing, with ``state_bytes``, the optimizer state's size.
   """
-  keys = iter(jax.random.split(jax.random.key(seed), 1 + warmup + steps))
-  carry = [params, opt_state]
+  carries, calls = {}, {}
+  for name, (step, params, opt_state) in steps_to_time.items():
+    keys = iter(jax.random.split(jax.random.key(seed), 1 + warmup + steps))
+    carry = carries[name] = [params, opt_state]
 
-  def call():
-    carry[0], carry[1], _ = step(carry[0], carry[1], next(keys))
-    return carry
+    def call(step=step, carry=carry, keys=keys):
+      carry[0], carry[1], _ = step(carry[0], carry[1], next(keys))
+      return carry
 
-  timing = time_calls(call, steps, warmup)
-  return timing | {"state_bytes": sum(x.nbytes for x in jax.tree.leaves(carry[1]))}
+    calls[name] = call
+  timing = time_side_by_side(calls, steps, warmup)
+  return {name: timing[name] | {"state_bytes": sum(x.nbytes for x in jax.tree.leaves(c[1]))}
+          for name, c in carries.items()}

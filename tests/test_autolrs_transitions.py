@@ -32,7 +32,8 @@ def signals(cfg, **kw):
               diverged_now=false, stage_starts=false, probe_ends=false, exploit_ends=false,
               exploit_blows_up=false, warmup_ends=false, skip=false,
               stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0),
-              probe_score=jnp.float32(0.0), probe_diverged=false, keeps_probe=false)
+              probe_score=jnp.float32(0.0), probe_diverged=false, keeps_probe=false,
+              probe_path=jnp.float32(0.0))
   return A.Signals(**(base | kw))
 
 
@@ -169,9 +170,9 @@ def test_choose_event(trial, flags, want):
 def test_observe_ends_a_probe_at_its_last_step_or_on_a_nan():
   cfg = config()
   params = {"w": jnp.ones(3)}
-  scaled = {"w": jnp.full(3, -0.1)}
-  kw = dict(validating=False, params=params, scaled=scaled, snapshot_params=params,
-            stage_starts=jnp.asarray(False))
+  kw = dict(validating=False, params=params, base_updates={"w": jnp.full(3, -0.1)},
+            learning_rate=jnp.float32(1.0), snapshot_params=params,
+            snapshot_norm=jnp.sqrt(jnp.float32(3.0)), stage_starts=jnp.asarray(False))
   for phase_step, loss, ends in ((1, 1.0, False), (TAU_PROBE - 1, 1.0, True), (1, np.nan, True)):
     s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(phase_step))
     loss = jnp.float32(loss)
@@ -184,7 +185,8 @@ def test_observe_skips_a_nan_step_outside_probes_and_flags_a_blow_up():
   cfg = config()
   params = {"w": jnp.ones(3)}
   kw = dict(validating=False, params=params, snapshot_params=params,
-            stage_starts=jnp.asarray(False), scaled={"w": jnp.full(3, -0.1)})
+            stage_starts=jnp.asarray(False), base_updates={"w": jnp.full(3, -0.1)},
+            learning_rate=jnp.float32(1.0), snapshot_norm=jnp.sqrt(jnp.float32(3.0)))
   s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(5),
                  stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0))
   nan = jnp.float32(jnp.nan)
