@@ -16,8 +16,7 @@ a pytree of fixed-shape arrays. Each call
    :class:`Signals`;
 2. *acts* on the parameters and the base optimizer's state (:func:`act`):
    the scaled base update, a zero update for a skipped step, or ``snapshot -
-   params`` for a restore; params-sized work only on the rare steps that
-   need it (:func:`autolrs_jax._common.rarely`);
+   params`` for a restore;
 3. *decides* the controller's next position (:func:`choose_event`) and runs
    the one transition that event names (:data:`TRANSITIONS`) under
    ``lax.switch``, so the BO step runs only when a probe ends.
@@ -225,8 +224,11 @@ def take_snapshot(state: AutoLRSState, params: optax.Params):
   :func:`autolrs_jax._common.rarely`).
   """
   stage_starts = (state.phase == PROBE) & (state.trial == 0) & (state.phase_step == 0)
+  # Copies: a snapshot aliasing the live params or base state, which this step
+  # overwrites, would make XLA copy them at every step.
+  copy = lambda tree: jax.tree.map(jnp.copy, tree)
   snapshot_params, snapshot_base_state, snapshot_norm = _common.rarely(
-      stage_starts, lambda: (params, state.base_state, _common.norm(params)),
+      stage_starts, lambda: (copy(params), copy(state.base_state), _common.norm(params)),
       (state.snapshot_params, state.snapshot_base_state, state.snapshot_norm))
   return stage_starts, snapshot_params, snapshot_base_state, snapshot_norm
 
@@ -414,25 +416,22 @@ def keeps_probe(cfg: AutoLRSConfig, state: AutoLRSState, score, diverged) -> jax
 def act(signals: Signals, *, base_updates, learning_rate, stepped, params, current,
         snapshot_params, snapshot_base_state):
   """``(updates, base_state)``: the base update times the LR and the stepped
-  base state, or, on the rare step that restores or skips, what it needs.
+  base state, or what a restore or a skip needs.
 
   A restore returns ``snapshot - params`` and the snapshot's base state; a
   skip (a non-finite step outside probes) a zero update and the base state
-  unchanged. The common step forwards the base optimizer's outputs; the
-  scaling comes last, so that XLA fuses it into the caller's
-  ``apply_updates`` as it does the bare optimizer's.
+  unchanged. Selects, not ``lax.cond``: XLA fuses them into the passes the
+  step makes anyway (the caller's ``apply_updates``, the base optimizer's
+  state update), so that they cost one read of the snapshot and none of a
+  stored update.
   """
-  def restore_or_skip():
-    restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
-    zeros = jax.tree.map(jnp.zeros_like, base_updates)
-    # Scaled by 1 (exactly) for a restore, by 0 for a skip.
-    return (optax.tree.where(signals.restores, restore, zeros),
-            jnp.where(signals.restores, 1.0, 0.0).astype(learning_rate.dtype),
-            optax.tree.where(signals.restores, snapshot_base_state, current))
-
-  direction, scale, base_state = _common.rarely(signals.restores | signals.skip, restore_or_skip,
-                                        (base_updates, learning_rate, stepped))
-  return _common.scale_updates(direction, scale), base_state
+  scaled = _common.scale_updates(base_updates, learning_rate)
+  restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
+  zeros = jax.tree.map(jnp.zeros_like, scaled)
+  return (optax.tree.where(signals.restores, restore,
+                           optax.tree.where(signals.skip, zeros, scaled)),
+          optax.tree.where(signals.restores, snapshot_base_state,
+                           optax.tree.where(signals.skip, current, stepped)))
 
 
 # --- Decide ------------------------------------------------------------------

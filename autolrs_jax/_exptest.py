@@ -422,14 +422,9 @@ def exptest(
     scaled = _common.scale_updates(base_updates, state.learning_rate)
     smoothed, exploded = smooth_loss(cfg, state, value)
     diverged = ~jnp.isfinite(value) | ~_common.all_finite(scaled) | exploded
-    # A diverged step is skipped: zero update (the base one times 0), base
-    # state kept. The scaling comes last, as in the bare optimizer.
-    direction, lr, base_state = _common.rarely(
-        diverged,
-        lambda: (jax.tree.map(jnp.zeros_like, base_updates), jnp.zeros_like(state.learning_rate),
-                 state.base_state),
-        (base_updates, state.learning_rate, stepped_base_state))
-    new_updates = _common.scale_updates(direction, lr)
+    # A diverged step is skipped: zero update, base state kept.
+    new_updates = optax.tree.where(diverged, jax.tree.map(jnp.zeros_like, scaled), scaled)
+    base_state = optax.tree.where(diverged, state.base_state, stepped_base_state)
     controller = jax.lax.cond(diverged, functools.partial(diverge, cfg),
                               functools.partial(record, cfg),
                               state._replace(base_state=None), value, smoothed)
