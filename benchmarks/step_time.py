@@ -4,10 +4,11 @@
 
 Both steps are the repository's one training step (:mod:`benchmarks.training`:
 forward, backward, update, the minibatch drawn inside; params and state
-donated) on the MNIST-1D CNN with batch 128; they differ only in the optimizer. Each is warmed up, then timed
-per step, the two in alternating blocks of ten steps with ``block_until_ready``; AutoLRS is timed over whole stages so
-that the BO steps at the end of probes are included in the mean (the median
-is the typical step).
+donated) on the MNIST-1D CNN with batch 128; they differ only in the
+optimizer. Each is warmed up, then timed per step with ``block_until_ready``,
+the two in alternating blocks of ten steps; AutoLRS is timed over whole stages
+so that the BO steps at the end of probes are included in the mean (the
+median is the typical step).
 """
 
 import argparse
