@@ -83,7 +83,8 @@ class AutoLRSState(NamedTuple):
   # float32: the summed norms of the running probe's updates, a bound on its
   # drift from the snapshot (the exact drift is computed only near the limit).
   probe_path: jax.Array
-  snapshot_norm: jax.Array  # float32: global L2 norm of snapshot_params.
+  # float32: global L2 norm of the stage's snapshot (0 before the first stage).
+  snapshot_norm: jax.Array
   snapshot_params: optax.Params  # Parameters at the start of the stage.
   snapshot_base_state: optax.OptState  # Base optimizer state at stage start.
   base_state: optax.OptState  # Live state of the base optimizer.
@@ -264,7 +265,6 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
   losses, observed = record_probe_loss(cfg, state, score, validating)
   in_probe = state.phase == PROBE
   in_exploit = state.phase == EXPLOIT
-  scaled = lambda: _common.scale_updates(base_updates, learning_rate)
   step_finite, step_length = _common.finite_and_length(base_updates, learning_rate)
   # Only a probe is restored: its drift from the snapshot matters only there.
   # Its path length bounds it (triangle inequality); the exact drift, three
@@ -273,7 +273,9 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
   far = ~(path <= _PATH_MARGIN * cfg.max_probe_drift * snapshot_norm)
   drift_ok = jax.lax.cond(
       in_probe & far,
-      lambda: _common.relative_distance(params, scaled(), snapshot_params) <= cfg.max_probe_drift,
+      lambda: _common.relative_distance(
+          params, _common.scale_updates(base_updates, learning_rate),
+          snapshot_params) <= cfg.max_probe_drift,
       lambda: jnp.ones([], bool))
   step_ok = step_finite & drift_ok
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
@@ -340,17 +342,23 @@ def exploitation_done(cfg: AutoLRSConfig, state: AutoLRSState, tau: jax.Array) -
   return at_end & (~cfg.stages.is_last_stage(state.stage) | (cfg.stages.anneal_steps > 0))
 
 
+def best_trial(state: AutoLRSState) -> jax.Array:
+  """Index of the finished trial with the lowest score."""
+  finished = jnp.arange(state.trial_forecasts.shape[0]) < state.trial
+  return jnp.argmin(jnp.where(finished, state.trial_forecasts, jnp.inf))
+
+
 def chosen_trial(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
   """Index of the finished trial with the lowest score (diverged ones score worst).
 
   With a budget's ``prefer_larger`` tolerance: the largest LR among the trials
   that did not diverge and score within the tolerance of the best.
   """
-  finished = jnp.arange(state.trial_forecasts.shape[0]) < state.trial
-  best = jnp.argmin(jnp.where(finished, state.trial_forecasts, jnp.inf))
+  best = best_trial(state)
   if not (cfg.budgeted and cfg.budget.prefer_larger > 0):
     return best
   top = state.trial_forecasts[best]
+  finished = jnp.arange(state.trial_forecasts.shape[0]) < state.trial
   near = finished & ~state.trial_diverged & (
       state.trial_forecasts <= top + cfg.budget.prefer_larger * jnp.abs(top))
   return jnp.where(jnp.any(near), jnp.argmax(jnp.where(near, state.trial_lrs, -jnp.inf)), best)
@@ -379,8 +387,7 @@ def ladder_vertex(cfg: AutoLRSConfig, state: AutoLRSState) -> tuple[jax.Array, j
   that did not diverge (the best rung is the first or the last, or next to
   an LR that diverged: the edge of stability is no place to interpolate).
   """
-  finished = jnp.arange(cfg.num_trials) < state.trial
-  best = jnp.argmin(jnp.where(finished, state.trial_forecasts, jnp.inf))
+  best = best_trial(state)
   rungs = jnp.clip(best + jnp.arange(-1, 2), 0, cfg.num_trials - 1)
   x, y = jnp.log(state.trial_lrs[rungs]), state.trial_forecasts[rungs]
   ok = (best >= 1) & (best + 1 < state.trial) & ~jnp.any(state.trial_diverged[rungs])
