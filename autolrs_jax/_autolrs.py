@@ -14,9 +14,10 @@ a pytree of fixed-shape arrays. Each call
 1. *observes* the step (:func:`observe`: snapshot at a stage's first step,
    the probe's loss record, divergence, the ends of phases) into
    :class:`Signals`;
-2. *acts* on the parameters and the base optimizer's state (:func:`act`):
-   the scaled base update, a zero update for a skipped step, or ``snapshot -
-   params`` for a restore;
+2. *acts* on the parameters (:func:`act`): the scaled base update, a zero
+   update for a skipped step, or ``snapshot - params`` for a restore (the
+   base optimizer's state is restored at the next call's input:
+   :attr:`AutoLRSState.live_base_state`);
 3. *decides* the controller's next position (:func:`choose_event`) and runs
    the one transition that event names (:data:`TRANSITIONS`) under
    ``lax.switch``, so the BO step runs only when a probe ends.
@@ -53,10 +54,6 @@ _EXPLOIT_EMA = 0.9  # Smoothing of the exploitation loss (about ten steps).
 # that one noisy minibatch cannot end it.
 _EXPLOIT_GRACE_STEPS = 3
 
-# A probe's exact drift is computed once its path length passes this fraction
-# of the limit: the margin covers the rounding of the applied updates.
-_PATH_MARGIN = 0.9
-
 # Bound on forecasts handed to the GP, so that its standardisation stays finite.
 _MAX_SCORE = 1e6
 
@@ -81,16 +78,33 @@ class AutoLRSState(NamedTuple):
   # of the stage so far (read by autolrs_jax.ScheduleRecorder).
   restored: jax.Array
   # float32: the summed norms of the running probe's updates, a bound on its
-  # drift from the snapshot (the exact drift is computed only near the limit).
+  # drift from the snapshot.
   probe_path: jax.Array
   # float32: global L2 norm of the stage's snapshot (0 before the first stage).
   snapshot_norm: jax.Array
+  # bool: the base optimizer goes on from snapshot_base_state, not base_state
+  # (the last update restored the snapshot, or its base state is unusable).
+  resume_from_snapshot: jax.Array
   snapshot_params: optax.Params  # Parameters at the start of the stage.
   snapshot_base_state: optax.OptState  # Base optimizer state at stage start.
-  base_state: optax.OptState  # Live state of the base optimizer.
+  # The base optimizer's state after the last update; see live_base_state.
+  base_state: optax.OptState
   # uint32: raw data of the PRNG key for the first (random) proposal of each
   # stage (``jax.random.key_data``: a typed key cannot be serialised by msgpack).
   key: jax.Array
+
+  @property
+  def live_base_state(self) -> optax.OptState:
+    """The state the base optimizer's next update starts from.
+
+    A restore does not write the snapshot's base state back into
+    ``base_state``: it sets ``resume_from_snapshot``, and the next update
+    reads the snapshot instead. A select at the output would read and write
+    the whole base state at every step; at the input it is fused into the
+    base optimizer's own pass.
+    """
+    return optax.tree.where(self.resume_from_snapshot, self.snapshot_base_state,
+                            self.base_state)
 
 
 class AutoLRSConfig(NamedTuple):
@@ -207,6 +221,7 @@ def init_controller(cfg: AutoLRSConfig) -> AutoLRSState:
       restored=jnp.zeros([], bool),
       probe_path=jnp.zeros([], jnp.float32),
       snapshot_norm=jnp.zeros([], jnp.float32),
+      resume_from_snapshot=jnp.zeros([], bool),
       snapshot_params=None,
       snapshot_base_state=None,
       base_state=None,
@@ -229,7 +244,7 @@ def take_snapshot(state: AutoLRSState, params: optax.Params):
   # overwrites, would make XLA copy them at every step.
   copy = lambda tree: jax.tree.map(jnp.copy, tree)
   snapshot_params, snapshot_base_state, snapshot_norm = _common.rarely(
-      stage_starts, lambda: (copy(params), copy(state.base_state), _common.norm(params)),
+      stage_starts, lambda: (copy(params), copy(state.live_base_state), _common.norm(params)),
       (state.snapshot_params, state.snapshot_base_state, state.snapshot_norm))
   return stage_starts, snapshot_params, snapshot_base_state, snapshot_norm
 
@@ -253,13 +268,15 @@ def record_probe_loss(cfg: AutoLRSConfig, state: AutoLRSState, score: jax.Array,
 
 
 def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating: bool,
-            params, base_updates, learning_rate, snapshot_params, snapshot_norm,
-            stage_starts) -> Signals:
+            base_updates, learning_rate, snapshot_norm, stage_starts) -> Signals:
   """Everything this step tells the controller; nothing is decided yet.
 
   A step that would put NaN/Inf in the params, or carry them far from the
   snapshot, counts as diverged: ``p + (s - p)`` only restores ``s`` to within
-  rounding of ``|p|``, and not at all once ``p`` is NaN.
+  rounding of ``|p|``, and not at all once ``p`` is NaN. How far a probe has
+  gone is bounded by its path length, the sum of its steps' norms (triangle
+  inequality), which costs no pass over the params: a probe ends once its
+  path would exceed ``max_probe_drift`` times the snapshot's norm.
   """
   tau_probe, tau = cfg.stages.lengths(state.stage)
   losses, observed = record_probe_loss(cfg, state, score, validating)
@@ -267,17 +284,8 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
   in_exploit = state.phase == EXPLOIT
   step_finite, step_length = _common.finite_and_length(base_updates, learning_rate)
   # Only a probe is restored: its drift from the snapshot matters only there.
-  # Its path length bounds it (triangle inequality); the exact drift, three
-  # params-sized reads, is computed only when the bound nears the limit.
   path = jnp.where(state.phase_step == 0, 0.0, state.probe_path) + step_length
-  far = ~(path <= _PATH_MARGIN * cfg.max_probe_drift * snapshot_norm)
-  drift_ok = jax.lax.cond(
-      in_probe & far,
-      lambda: _common.relative_distance(
-          params, _common.scale_updates(base_updates, learning_rate),
-          snapshot_params) <= cfg.max_probe_drift,
-      lambda: jnp.ones([], bool))
-  step_ok = step_finite & drift_ok
+  step_ok = step_finite & (~in_probe | (path <= cfg.max_probe_drift * snapshot_norm))
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   diverged_now = ~loss_ok | ~step_ok
   stage_loss = starting_loss(cfg, state, value, stage_starts)
@@ -420,26 +428,20 @@ def keeps_probe(cfg: AutoLRSConfig, state: AutoLRSState, score, diverged) -> jax
 # --- Act ---------------------------------------------------------------------
 
 
-def act(signals: Signals, *, base_updates, learning_rate, stepped, params, current,
-        snapshot_params, snapshot_base_state):
-  """``(updates, base_state)``: the base update times the LR and the stepped
-  base state, or what a restore or a skip needs.
+def act(signals: Signals, *, base_updates, learning_rate, params, snapshot_params):
+  """The update this step applies: the base update times the LR, or what a
+  restore or a skip needs.
 
-  A restore returns ``snapshot - params`` and the snapshot's base state; a
-  skip (a non-finite step outside probes) a zero update and the base state
-  unchanged. Selects, not ``lax.cond``: XLA fuses them into the passes the
-  step makes anyway (the caller's ``apply_updates``, the base optimizer's
-  state update), at the cost of reading the snapshot and its base state; a
-  conditional forwarding the base outputs measured no faster on CPU (it
-  makes XLA store the base update and copy the base state).
+  A restore returns ``snapshot - params``, a skip (a non-finite step outside
+  probes) a zero update. The selects fuse into the caller's
+  ``apply_updates``; the base state is not selected here (see
+  :attr:`AutoLRSState.live_base_state`).
   """
   scaled = _common.scale_updates(base_updates, learning_rate)
   restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
   zeros = jax.tree.map(jnp.zeros_like, scaled)
-  return (optax.tree.where(signals.restores, restore,
-                           optax.tree.where(signals.skip, zeros, scaled)),
-          optax.tree.where(signals.restores, snapshot_base_state,
-                           optax.tree.where(signals.skip, current, stepped)))
+  return optax.tree.where(signals.restores, restore,
+                          optax.tree.where(signals.skip, zeros, scaled))
 
 
 # --- Decide ------------------------------------------------------------------
@@ -840,16 +842,19 @@ def autolrs(
 
   So a stage costs ``num_trials * tau_probe + tau`` update calls, of which the
   probes are search. A probe diverges when its loss is NaN/Inf, or when its
-  next step would be non-finite or carry the parameters more than
-  ``max_probe_drift`` times their norm away from the snapshot; it then ends at
+  next step would be non-finite or take its path (the summed norms of its
+  steps, which bounds how far the parameters moved) past ``max_probe_drift``
+  times the snapshot's norm; it then ends at
   once (restoring, without applying that step) and is scored as the worst
   loss seen in the stage; so is a probe whose loss exploded while staying
   finite (the median of its last quarter above 3x that of its first). Once an
   LR diverged, BO proposes only smaller ones for the rest of the stage; if
   all probes of a stage diverge the stage trains at ``min_lr``. Outside probes a
-  step whose loss or update is NaN/Inf is skipped (zero update, base state
-  unchanged, the step still counts). NaN never reaches the GP or the
-  parameters. An exploitation whose loss (a ten-step moving average) climbs
+  step whose loss or update is NaN/Inf is skipped (zero update, the step still
+  counts): after a NaN/Inf loss the base optimizer is fed a zero gradient
+  instead of the step's; after a NaN/Inf update with a finite loss it goes on
+  from its state at the stage's snapshot. NaN never reaches the GP, the
+  parameters or the base optimizer's state. An exploitation whose loss (a ten-step moving average) climbs
   above 3x the stage's starting loss was a bad pick that short probes could
   not see: it restarts from the snapshot at the best-forecast smaller LR that
   did not diverge (or a tenth of its LR), the steps spent still counting.
@@ -911,11 +916,12 @@ def autolrs(
       ``validation_value``. Default: as in the reference, the stage after the
       first one at ``tau_max``; 0 (the default with a budget) scores every
       probe on the validation loss.
-    max_probe_drift: a probe ends as diverged before a step that would move
-      the parameters farther than this times the snapshot's norm from the
-      snapshot (global L2 norms). This keeps the restore ``p + (s - p)``
-      accurate: it is exact whenever each ``p`` is within a factor 2 of ``s``
-      (Sterbenz) and otherwise off by at most an ulp of ``|p|``.
+    max_probe_drift: a probe ends as diverged before a step that would take
+      its path, the summed norms of its steps, past this times the snapshot's
+      norm (global L2 norms); the path bounds how far the parameters moved
+      from the snapshot. This keeps the restore ``p + (s - p)`` accurate: it
+      is exact whenever each ``p`` is within a factor 2 of ``s`` (Sterbenz)
+      and otherwise off by at most an ulp of ``|p|``.
     axis_name: set under ``jax.pmap``/``shard_map``: ``value`` (and
       ``validation_value``) are averaged over this axis, so every replica takes
       the same decisions. Gradients are the caller's business, as for any
@@ -993,19 +999,29 @@ def autolrs(
     value, score, validating = _losses(cfg, state, value, validation_value)
     stage_starts, snapshot_params, snapshot_base_state, snapshot_norm = take_snapshot(
         state, params)
-    base_updates, stepped_base_state = base_optimizer.update(
-        updates, state.base_state, params, **extra_args)
+    # A step whose loss is NaN/Inf is not applied; its gradient is not fed to
+    # the base optimizer either (a zero gradient is), so its state stays usable.
+    loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
+    grads = optax.tree.where(loss_ok, updates, jax.tree.map(jnp.zeros_like, updates))
+    # The live base state, reading the new snapshot: it equals the old one
+    # unless the stage starts here, when it is a copy of the live state.
+    live = optax.tree.where(state.resume_from_snapshot, snapshot_base_state, state.base_state)
+    # The base optimizer's new state is stored as it comes, never selected, so
+    # that XLA updates it in place and derives the update from it in the same
+    # pass as apply_updates (as for the bare optimizer); a restore or an
+    # unusable state is undone at the next update's input (resume_from_snapshot).
+    base_updates, base_state = base_optimizer.update(grads, live, params, **extra_args)
     signals = observe(cfg, state, value=value, score=score, validating=validating,
-                      params=params, base_updates=base_updates,
-                      learning_rate=state.learning_rate, snapshot_params=snapshot_params,
+                      base_updates=base_updates, learning_rate=state.learning_rate,
                       snapshot_norm=snapshot_norm, stage_starts=stage_starts)
-    new_updates, base_state = act(signals, base_updates=base_updates,
-                                  learning_rate=state.learning_rate, stepped=stepped_base_state,
-                                  params=params, current=state.base_state,
-                                  snapshot_params=snapshot_params,
-                                  snapshot_base_state=snapshot_base_state)
+    new_updates = act(signals, base_updates=base_updates, learning_rate=state.learning_rate,
+                      params=params, snapshot_params=snapshot_params)
     controller = transition(cfg, state, signals)
-    return new_updates, controller._replace(snapshot_norm=snapshot_norm,
+    # A non-finite update after a finite loss: the base state it came with is
+    # not trusted; the base optimizer goes on from the snapshot's.
+    resume = signals.restores | (signals.skip & loss_ok)
+    return new_updates, controller._replace(resume_from_snapshot=resume,
+                                            snapshot_norm=snapshot_norm,
                                             snapshot_params=snapshot_params,
                                             snapshot_base_state=snapshot_base_state,
                                             base_state=base_state)

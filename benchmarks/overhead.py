@@ -6,12 +6,14 @@ For MLPs of about 1e4, 1e6 and 1e7 parameters, the same jitted step (forward,
 backward, update; params and optimizer state donated) with ``autolrs(base)``
 and with the bare ``base``, for SGD with momentum and Adam, in one process:
 first-call time (compilation), then the median and mean of many warmed-up
-steps, the optimizers timed in alternating blocks of ten steps. In the
-paper's mode AutoLRS runs short stages (``tau=100``, ten probes of 10 steps),
-so a BO proposal ends every tenth step of its probes and the mean includes
-them; the median is the typical step. The budget mode runs its default plan
-over 2,000 calls (its ladder's probes come first). Memory is the bytes of the
-optimizer state.
+steps, the optimizers timed in alternating blocks of ten steps. AutoLRS is
+handed the training loss only: a validation loss, when a loop passes one,
+costs the forward passes that compute it, not the optimizer. In the paper's
+mode AutoLRS runs short stages (``tau=100``, ten probes of 10 steps), so a BO
+proposal ends every tenth step of its probes and the mean includes them; the
+median is the typical step. The budget mode runs its default plan over 2,000
+calls (its ladder's probes come first). Memory is the bytes of the optimizer
+state.
 """
 
 import json
@@ -60,7 +62,7 @@ def donated_step(tx, params, pass_value: bool) -> tuple:
   params = jax.tree.map(jnp.copy, params)  # Donated: each step gets its own.
   opt_state = tx.init(params)
   step = training.make_step(mlp_loss, tx, data, BATCH, pass_value=pass_value,
-                            opt_state=opt_state, donate=True)
+                            opt_state=opt_state, donate=True, validate=False)
   return step, params, opt_state
 
 

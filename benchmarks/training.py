@@ -54,7 +54,8 @@ def controller_in(opt_state, kind=autolrs_jax.AutoLRSState) -> bool:
 
 
 def make_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batch_size: int, *,
-              pass_value: bool, val_size: int = 512, opt_state=None, donate: bool = False):
+              pass_value: bool, val_size: int = 512, opt_state=None, donate: bool = False,
+              validate: bool = True):
   """Builds ``step(params, opt_state, key) -> (params, opt_state, Record)``, jitted.
 
   Args:
@@ -72,11 +73,14 @@ def make_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batch_siz
       as a production loop does: their buffers are reused for the outputs, so
       a state that passes through unchanged costs no copy. The caller must
       not use the arrays it passed in again.
+    validate: hand AutoLRS the validation loss it asks for (a forward pass on
+      ``val_size`` examples at those steps); without it, it scores its probes
+      with the training loss.
   """
   x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
   x_val, y_val = jnp.asarray(data.x_val[:val_size]), jnp.asarray(data.y_val[:val_size])
   controlled = opt_state is not None and controller_in(opt_state, kind=None)
-  validates = opt_state is not None and controller_in(opt_state)
+  validates = validate and opt_state is not None and controller_in(opt_state)
 
   @functools.partial(jax.jit, donate_argnums=(0, 1) if donate else ())
   def step(params, opt_state, key):

@@ -84,12 +84,13 @@ def test_restores_put_back_snapshot_and_base_state_bit_for_bit(run):
   for r in records:
     b = r["before"]
     if b["phase"] == "probe" and b["trial"] == 0 and b["phase_step"] == 0:
-      snapshot = (r["params"], autolrs_jax.find_state(r["state"]).base_state)
+      snapshot = (r["params"], autolrs_jax.find_state(r["state"]).live_base_state)
     elif b["phase_step"] == 0 and snapshot is not None:  # First step after a restore.
       restores += 1
       for got, want in zip(jax.tree.leaves(r["params"]), jax.tree.leaves(snapshot[0])):
         np.testing.assert_array_equal(got, want)
-      base = autolrs_jax.find_state(r["state"]).base_state
+      # The state that the base optimizer's next update starts from.
+      base = autolrs_jax.find_state(r["state"]).live_base_state
       for got, want in zip(jax.tree.leaves(base), jax.tree.leaves(snapshot[1])):
         np.testing.assert_array_equal(got, want)
   assert restores >= 6
@@ -218,14 +219,40 @@ def test_nan_loss_ends_the_probe_and_restores():
 
 
 def test_nonfinite_gradient_outside_probes_skips_the_step():
+  # A finite loss with a non-finite update: nothing is applied, and the base
+  # optimizer, whose new state the gradient has spoiled, goes on from the
+  # snapshot's state.
   tx = small_tx(warmup_steps=3)
   params = {"w": jnp.ones(3)}
   state = tx.init(params)
   updates, new_state = tx.update({"w": jnp.full(3, jnp.inf)}, state, params, value=jnp.float32(1.0))
   np.testing.assert_array_equal(updates["w"], 0.0)
-  old, new = autolrs_jax.find_state(state), autolrs_jax.find_state(new_state)
-  for a, b in zip(jax.tree.leaves(old.base_state), jax.tree.leaves(new.base_state)):
+  new = autolrs_jax.find_state(new_state)
+  assert bool(new.resume_from_snapshot)
+  for a, b in zip(jax.tree.leaves(new.live_base_state), jax.tree.leaves(new.snapshot_base_state)):
     np.testing.assert_array_equal(a, b)
+  assert np.isfinite(np.asarray(new.live_base_state[0].trace["w"])).all()
+
+
+def test_a_probe_ends_when_its_path_would_exceed_the_drift_limit():
+  # Steps of norm 1 back and forth: the params end where they started, but a
+  # probe's drift is bounded by its path, |snapshot| * max_probe_drift = 2.
+  tx = small_tx(max_probe_drift=1.0)
+  params = {"w": jnp.array([2.0, 0.0, 0.0, 0.0])}
+  state = tx.init(params)
+  lr = float(autolrs_jax.find_state(state).learning_rate)
+  ended = []
+  for i in range(3):
+    grads = {"w": jnp.array([(-1.0) ** i / lr, 0.0, 0.0, 0.0])}
+    updates, state = tx.update(grads, state, params, value=jnp.float32(1.0))
+    params = optax.apply_updates(params, updates)
+    s = autolrs_jax.find_state(state)
+    ended.append((int(s.trial), bool(s.restored)))
+  # Momentum 0.9: steps of norm 1, 0.1 (-1 + 0.9), 0.91: the third would take
+  # the path to 2.01 > 2, so the probe ends there, restored and diverged.
+  assert ended == [(0, False), (0, False), (1, True)]
+  assert bool(autolrs_jax.find_state(state).trial_diverged[0])
+  np.testing.assert_array_equal(params["w"], [2.0, 0.0, 0.0, 0.0])
 
 
 def test_noisy_quadratic_lrs_are_within_stable_range():
@@ -330,3 +357,28 @@ def test_optax_tree_get_reads_the_learning_rate_in_a_chain_and_an_nnx_optimizer(
   optimizer = nnx.Optimizer(model, small_tx(), wrt=nnx.Param)
   got = optax.tree.get(nnx.as_pure(optimizer.opt_state), "learning_rate")
   assert got == autolrs_jax.find_state(optimizer.opt_state).learning_rate
+
+
+@pytest.mark.parametrize("base,mode", [(optax.adam, dict(total_steps=1000)),
+                                       (lambda lr: optax.sgd(lr, momentum=0.9), dict(tau=100))])
+def test_a_step_keeps_no_params_sized_temporaries_beyond_the_bare_optimizers(base, mode):
+  # The restore, skip and snapshot must not make XLA materialise the base
+  # update, the stepped base state or a copy of it: each would be a
+  # params-sized buffer written and read at every step (on CPU also page
+  # faults). XLA's temporaries for a donated step show whether it did: the
+  # controller's own (the GP's, the forecaster's) do not grow with the params.
+  def temporaries(tx, width, kw):
+    params = {"w": jnp.zeros((width, width)), "b": jnp.zeros(width)}
+    def step(params, state, x):
+      loss, grads = jax.value_and_grad(lambda p: jnp.mean((x @ p["w"] + p["b"]) ** 2))(params)
+      updates, state = tx.update(grads, state, params, **kw(loss))
+      return optax.apply_updates(params, updates), state
+    compiled = jax.jit(step, donate_argnums=(0, 1)).lower(
+        params, tx.init(params), jnp.ones((8, width))).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+  tx = autolrs(base(1.0), min_lr=1e-3, max_lr=1.0, **mode)
+  extra = [temporaries(tx, width, lambda loss: {"value": loss})
+           - temporaries(base(0.1), width, lambda loss: {}) for width in (100, 400)]
+  growth = 4 * (400 * 400 + 400 - 100 * 100 - 100)  # Bytes of params added.
+  assert extra[1] - extra[0] <= 0.05 * growth

@@ -169,10 +169,9 @@ def test_choose_event(trial, flags, want):
 
 def test_observe_ends_a_probe_at_its_last_step_or_on_a_nan():
   cfg = config()
-  params = {"w": jnp.ones(3)}
-  kw = dict(validating=False, params=params, base_updates={"w": jnp.full(3, -0.1)},
-            learning_rate=jnp.float32(1.0), snapshot_params=params,
-            snapshot_norm=jnp.sqrt(jnp.float32(3.0)), stage_starts=jnp.asarray(False))
+  kw = dict(validating=False, base_updates={"w": jnp.full(3, -0.1)},
+            learning_rate=jnp.float32(1.0), snapshot_norm=jnp.sqrt(jnp.float32(3.0)),
+            stage_starts=jnp.asarray(False))
   for phase_step, loss, ends in ((1, 1.0, False), (TAU_PROBE - 1, 1.0, True), (1, np.nan, True)):
     s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(phase_step))
     loss = jnp.float32(loss)
@@ -183,10 +182,9 @@ def test_observe_ends_a_probe_at_its_last_step_or_on_a_nan():
 
 def test_observe_skips_a_nan_step_outside_probes_and_flags_a_blow_up():
   cfg = config()
-  params = {"w": jnp.ones(3)}
-  kw = dict(validating=False, params=params, snapshot_params=params,
-            stage_starts=jnp.asarray(False), base_updates={"w": jnp.full(3, -0.1)},
-            learning_rate=jnp.float32(1.0), snapshot_norm=jnp.sqrt(jnp.float32(3.0)))
+  kw = dict(validating=False, stage_starts=jnp.asarray(False),
+            base_updates={"w": jnp.full(3, -0.1)}, learning_rate=jnp.float32(1.0),
+            snapshot_norm=jnp.sqrt(jnp.float32(3.0)))
   s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(5),
                  stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0))
   nan = jnp.float32(jnp.nan)

@@ -72,8 +72,10 @@ def test_pmap_decisions_match_one_device(single, num_devices):
   lrs, params, _ = run_pmap(num_devices)
   # Every replica, every step, the same LR as on one device, exactly.
   assert np.all(lrs == single[0][:, None])
+  # Params to float32 rounding: the mean over 8 replicas sums in another
+  # order than one device does, and weights reach ~15 here (atol ~ 1e-6 * 15).
   for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(single[1])):
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_pmap_replicas_with_different_local_losses_agree():

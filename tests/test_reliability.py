@@ -91,16 +91,21 @@ def test_exploded_finite_probe_is_flagged():
 
 
 def test_nan_value_on_an_exploit_step_skips_the_step():
-  tx = small_tx(warmup_steps=2)
+  # A non-finite loss: nothing is applied, and the base optimizer is fed a
+  # zero gradient instead of the step's (its momentum decays, nothing is added).
+  tx = small_tx(warmup_steps=3)
   params = {"w": jnp.ones(3)}
-  state = tx.init(params)
   grads = {"w": jnp.ones(3)}
+  _, state = tx.update(grads, tx.init(params), params, value=jnp.float32(1.0))
+  old = autolrs_jax.find_state(state).live_base_state
   updates, new_state = tx.update(grads, state, params, value=jnp.float32(jnp.inf))
   np.testing.assert_array_equal(updates["w"], 0.0)
-  old, new = autolrs_jax.find_state(state), autolrs_jax.find_state(new_state)
-  for a, b in zip(jax.tree.leaves(old.base_state), jax.tree.leaves(new.base_state)):
+  new = autolrs_jax.find_state(new_state)
+  _, want = optax.sgd(1.0, momentum=0.9).update({"w": jnp.zeros(3)}, old, params)
+  np.testing.assert_array_equal(want[0].trace["w"], 0.9 * jnp.ones(3))
+  for a, b in zip(jax.tree.leaves(new.live_base_state), jax.tree.leaves(want)):
     np.testing.assert_array_equal(a, b)
-  assert int(new.count) == 1  # The step still counts.
+  assert int(new.count) == 2  # The step still counts.
 
 
 def test_a_diverged_lr_rules_out_larger_ones_for_the_stage():
