@@ -29,17 +29,6 @@ def check_loss(value, name: str, controller: str) -> jax.Array:
   return value.astype(jnp.float32)
 
 
-def all_finite(tree) -> jax.Array:
-  """Whether every element of every leaf is finite (a traced boolean).
-
-  One reduction per leaf, which XLA fuses with its producer: ``x * 0`` is 0
-  for a finite ``x`` and NaN otherwise, and a sum is NaN if any term is
-  (``jnp.all(jnp.isfinite(x))`` writes a boolean array first).
-  """
-  leaves = jax.tree.leaves(tree)
-  return jnp.isfinite(sum(jnp.sum(x * 0) for x in leaves))
-
-
 def rarely(event: jax.Array, compute: Callable[[], T], otherwise: T) -> T:
   """``compute()`` if ``event`` else ``otherwise``, with no work when not.
 

@@ -72,7 +72,11 @@ class ExpTestState(NamedTuple):
   best_smoothed_loss: jax.Array  # float32: lowest EMA since the last (re)start.
   num_decreases: jax.Array  # int32: plateau decreases in the tuning phase.
   num_cuts: jax.Array  # int32: divergence cuts (skipped steps).
-  base_state: optax.OptState  # State of the base optimizer.
+  # bool: the last update was non-finite after a finite loss, so the base
+  # optimizer starts again from its initial state at the next update.
+  reset_base_state: jax.Array
+  # State of the base optimizer, as its last update returned it (see above).
+  base_state: optax.OptState
 
 
 class ExpTestConfig(NamedTuple):
@@ -120,6 +124,7 @@ def init_controller(cfg: ExpTestConfig) -> ExpTestState:
       best_smoothed_loss=f32(jnp.inf),
       num_decreases=i32(0),
       num_cuts=i32(0),
+      reset_base_state=jnp.zeros([], bool),
       base_state=None,
   )
 
@@ -330,8 +335,13 @@ def exptest(
   smoothed loss ``S`` (EMA, decay ``EMA_DECAY``, this step's loss included)
   exceeds the best smoothed loss ``B`` since the last (re)start by
   ``(divergence_factor - 1) |B|`` (``S > divergence_factor B`` for positive
-  losses), is skipped: zero update, base state kept, so NaN never reaches the
-  params. Nothing is restored; the learning rate is divided by
+  losses), is skipped: zero update, so NaN never reaches the params. After a
+  NaN/Inf or exploded loss the base optimizer is fed a zero gradient instead
+  of the step's; after a NaN/Inf update with a finite loss, its state is
+  spoiled and it starts again from its initial state. (Its new state is
+  stored as it comes, never selected, so that XLA updates it in place and
+  fuses the update into ``apply_updates``.) Nothing is restored; the learning
+  rate is divided by
   ``divergence_cut`` (down to ``min_lr``), the window restarts, a search ends
   (tuning starts), and the smoothing restarts from the next loss (else a loss
   level that stays high after the cut would cut again at every step). The
@@ -417,18 +427,23 @@ def exptest(
     value = _common.check_loss(value, "value", "exptest")
     if cfg.axis_name is not None:
       value = jax.lax.pmean(value, cfg.axis_name)
-    base_updates, stepped_base_state = base_optimizer.update(
-        updates, state.base_state, params, **extra_args)
-    scaled = _common.scale_updates(base_updates, state.learning_rate)
     smoothed, exploded = smooth_loss(cfg, state, value)
-    diverged = ~jnp.isfinite(value) | ~_common.all_finite(scaled) | exploded
-    # A diverged step is skipped: zero update, base state kept.
+    # A bad loss is known before the base optimizer runs: it gets a zero gradient.
+    loss_bad = ~jnp.isfinite(value) | exploded
+    grads = optax.tree.where(loss_bad, jax.tree.map(jnp.zeros_like, updates), updates)
+    live = optax.tree.where(state.reset_base_state, base_optimizer.init(params),
+                            state.base_state)
+    base_updates, base_state = base_optimizer.update(grads, live, params, **extra_args)
+    step_finite, _ = _common.finite_and_length(base_updates, state.learning_rate)
+    diverged = loss_bad | ~step_finite
+    # A diverged step is skipped: zero update.
+    scaled = _common.scale_updates(base_updates, state.learning_rate)
     new_updates = optax.tree.where(diverged, jax.tree.map(jnp.zeros_like, scaled), scaled)
-    base_state = optax.tree.where(diverged, state.base_state, stepped_base_state)
     controller = jax.lax.cond(diverged, functools.partial(diverge, cfg),
                               functools.partial(record, cfg),
                               state._replace(base_state=None), value, smoothed)
     return new_updates, controller._replace(count=optax.safe_increment(state.count),
+                                            reset_base_state=diverged & ~loss_bad,
                                             base_state=base_state)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

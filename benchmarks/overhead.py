@@ -12,8 +12,8 @@ costs the forward passes that compute it, not the optimizer. In the paper's
 mode AutoLRS runs short stages (``tau=100``, ten probes of 10 steps), so a BO
 proposal ends every tenth step of its probes and the mean includes them; the
 median is the typical step. The budget mode runs its default plan over 2,000
-calls (its ladder's probes come first). Memory is the bytes of the optimizer
-state.
+calls (its ladder's probes come first). ExpTest is measured the same way
+(mode ``exptest``). Memory is the bytes of the optimizer state.
 """
 
 import json
@@ -78,11 +78,13 @@ def bo_proposal_latency(repeats: int = 20) -> dict:
 
 # The base optimizers, built with a learning rate.
 BASES = {"sgd": lambda lr: optax.sgd(lr, momentum=0.9), "adam": optax.adam}
-# AutoLRS as measured: the paper's short stages (a BO proposal every tenth
-# probe step, half the steps probes) and the budget mode's default plan.
+# The controllers as measured, each wrapping a base optimizer built with LR 1:
+# AutoLRS in the paper's short stages (a BO proposal every tenth probe step,
+# half the steps probes) and in the budget mode's default plan, and ExpTest.
 MODES = {
-    "paper": dict(tau=100),
-    "budget": dict(total_steps=2000),
+    "paper": lambda base: autolrs_jax.autolrs(base, min_lr=1e-3, max_lr=1.0, tau=100),
+    "budget": lambda base: autolrs_jax.autolrs(base, min_lr=1e-3, max_lr=1.0, total_steps=2000),
+    "exptest": autolrs_jax.exptest,
 }
 
 
@@ -94,18 +96,17 @@ def measure(steps: int) -> dict:
     # Fewer steps for the largest model: a step there is ~1000x the smallest's.
     n_steps = max(steps // (10 if width > 1000 else 1), 50)
     for base_name, base in BASES.items():
-      # The bare optimizer and AutoLRS in each mode, timed in alternating blocks.
+      # The bare optimizer and each controller, timed in alternating blocks.
       steps_to_time = {"bare": donated_step(base(0.01), params, pass_value=False)}
-      for mode, kwargs in MODES.items():
-        tx = autolrs_jax.autolrs(base(1.0), min_lr=1e-3, max_lr=1.0, **kwargs)
-        steps_to_time[mode] = donated_step(tx, params, pass_value=True)
+      for mode, control in MODES.items():
+        steps_to_time[mode] = donated_step(control(base(1.0)), params, pass_value=True)
       timing = training.time_steps(steps_to_time, n_steps)
       bare = timing["bare"]
       for mode in MODES:
         auto = timing[mode]
         rows.append({
             "model": name, "parameters": int(n), "steps": n_steps, "base": base_name,
-            "mode": mode, "bare": bare, "autolrs": auto,
+            "mode": mode, "bare": bare, "controlled": auto,
             "ratio_median": auto["median_ms"] / bare["median_ms"],
             "ratio_mean": auto["mean_ms"] / bare["mean_ms"],
             "ratio_first_call": auto["first_call_s"] / bare["first_call_s"],

@@ -288,19 +288,25 @@ def test_nan_and_huge_losses_cut_the_lr_and_skip_the_step():
 
   for _ in range(5):
     params, state, _ = go(state, params, 1.0)
-  # A NaN loss: zero update, momentum kept, LR / 10.
+  # A NaN loss: zero update, the momentum fed a zero gradient (it decays,
+  # nothing is added), LR / 10.
   before = state
   params, state, updates = go(state, params, np.nan)
   np.testing.assert_array_equal(updates["w"], 0.0)
-  np.testing.assert_array_equal(state.base_state[0].trace["w"], before.base_state[0].trace["w"])
+  np.testing.assert_array_equal(state.base_state[0].trace["w"],
+                                0.9 * before.base_state[0].trace["w"])
   assert float(state.learning_rate) == pytest.approx(0.01, rel=1e-6)
   assert int(state.num_cuts) == 1
   assert int(state.window_step) == 0
-  # A NaN gradient with a finite loss: the same.
+  # A NaN gradient with a finite loss: the same cut; the momentum, spoiled by
+  # the NaN, starts again from zero at the next update.
   params, state, updates = go(state, params, 1.0, {"w": jnp.full(3, jnp.nan)})
   np.testing.assert_array_equal(updates["w"], 0.0)
   assert float(state.learning_rate) == pytest.approx(1e-3, rel=1e-6)
   assert int(state.num_cuts) == 2
+  assert bool(state.reset_base_state)
+  params, state, updates = go(state, params, 1.0)
+  np.testing.assert_allclose(updates["w"], -1e-3 * 0.5, rtol=1e-6)  # Momentum from zero.
   # A huge finite loss, once the smoothing has restarted.
   for _ in range(3):
     params, state, _ = go(state, params, 1.0)

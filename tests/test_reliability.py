@@ -319,3 +319,35 @@ def test_a_noisy_but_sound_exploitation_is_not_rolled_back():
     updates, state = update({"w": jnp.full(3, 0.01)}, state, params, loss)
     params = optax.apply_updates(params, updates)
   assert autolrs_jax.describe(state)["stage"] == 1  # The exploitation ran its 20 steps.
+
+
+SGD_MOMENTUM = lambda lr: optax.sgd(lr, momentum=0.9)
+
+
+@pytest.mark.parametrize("base,control", [
+    (optax.adam, lambda tx: autolrs_jax.autolrs(tx, min_lr=1e-3, max_lr=1.0, total_steps=1000)),
+    (SGD_MOMENTUM, lambda tx: autolrs_jax.autolrs(tx, min_lr=1e-3, max_lr=1.0, tau=100)),
+    (optax.adam, autolrs_jax.exptest),
+    (SGD_MOMENTUM, autolrs_jax.exptest),
+])
+def test_a_step_keeps_no_params_sized_temporaries_beyond_the_bare_optimizers(base, control):
+  # A controller's restore, skip or snapshot must not make XLA materialise the
+  # base update, the stepped base state or a copy of it: each would be a
+  # params-sized buffer written and read at every step (on CPU also page
+  # faults). XLA's temporaries for a donated step show whether it did: the
+  # controller's own (the GP's, the forecaster's) do not grow with the params.
+  def temporaries(tx, width, kw):
+    params = {"w": jnp.zeros((width, width)), "b": jnp.zeros(width)}
+    def step(params, state, x):
+      loss, grads = jax.value_and_grad(lambda p: jnp.mean((x @ p["w"] + p["b"]) ** 2))(params)
+      updates, state = tx.update(grads, state, params, **kw(loss))
+      return optax.apply_updates(params, updates), state
+    compiled = jax.jit(step, donate_argnums=(0, 1)).lower(
+        params, tx.init(params), jnp.ones((8, width))).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+  tx = control(base(1.0))
+  extra = [temporaries(tx, width, lambda loss: {"value": loss})
+           - temporaries(base(0.1), width, lambda loss: {}) for width in (100, 400)]
+  growth = 4 * (400 * 400 + 400 - 100 * 100 - 100)  # Bytes of params added.
+  assert extra[1] - extra[0] <= 0.05 * growth
