@@ -296,12 +296,14 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
   exploit_blows_up = in_exploit & (state.phase_step >= _EXPLOIT_GRACE_STEPS) & (
       exploit_loss - stage_loss > (_EXPLODE_FACTOR - 1.0) * jnp.abs(stage_loss))
   probe_ends = in_probe & ((state.phase_step == tau_probe - 1) | diverged_now)
-  # The forecast (a robust fit) runs only at the end of a probe.
-  probe_score, probe_diverged = jax.lax.cond(
-      probe_ends, functools.partial(score_probe, cfg),
-      lambda *_: (jnp.zeros([], jnp.float32), jnp.zeros([], bool)),
+  # The forecast (a robust fit) and the choice it feeds run only at the end of a probe.
+  def end_probe(state, losses, observed, diverged_now):
+    score, diverged = score_probe(cfg, state, losses, observed, diverged_now)
+    return score, diverged, keeps_probe(cfg, state, score, diverged)
+  probe_score, probe_diverged, keeps = jax.lax.cond(
+      probe_ends, end_probe,
+      lambda *_: (jnp.zeros([], jnp.float32), jnp.zeros([], bool), jnp.zeros([], bool)),
       state, losses, observed, diverged_now)
-  keeps = probe_ends & keeps_probe(cfg, state, probe_score, probe_diverged)
   return Signals(
       losses=losses,
       observed=observed,
