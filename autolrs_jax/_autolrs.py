@@ -132,7 +132,8 @@ class AutoLRSConfig(NamedTuple):
     """Half-width of later stages' search region, in unit log-LR; None for none."""
     if not self.budgeted or self.budget.trust_region is None:
       return None
-    return math.log(self.budget.trust_region) / (_common.log(self.max_lr) - _common.log(self.min_lr))
+    width = _common.log(self.max_lr) - _common.log(self.min_lr)
+    return math.log(self.budget.trust_region) / width
 
   @property
   def ladder(self) -> bool:
@@ -846,19 +847,19 @@ def autolrs(
   probes are search. A probe diverges when its loss is NaN/Inf, or when its
   next step would be non-finite or take its path (the summed norms of its
   steps, which bounds how far the parameters moved) past ``max_probe_drift``
-  times the snapshot's norm; it then ends at
-  once (restoring, without applying that step) and is scored as the worst
-  loss seen in the stage; so is a probe whose loss exploded while staying
-  finite (the median of its last quarter above 3x that of its first). Once an
-  LR diverged, BO proposes only smaller ones for the rest of the stage; if
-  all probes of a stage diverge the stage trains at ``min_lr``. Outside probes a
-  step whose loss or update is NaN/Inf is skipped (zero update, the step still
-  counts): after a NaN/Inf loss the base optimizer is fed a zero gradient
-  instead of the step's; after a NaN/Inf update with a finite loss it goes on
-  from its state at the stage's snapshot. NaN never reaches the GP, the
-  parameters or the base optimizer's state. An exploitation whose loss (a ten-step moving average) climbs
-  above 3x the stage's starting loss was a bad pick that short probes could
-  not see: it restarts from the snapshot at the best-forecast smaller LR that
+  times the snapshot's norm; it then ends at once (restoring, without
+  applying that step) and is scored as the worst loss seen in the stage; so
+  is a probe whose loss exploded while staying finite (the median of its last
+  quarter above 3x that of its first). Once an LR diverged, BO proposes only
+  smaller ones for the rest of the stage; if all probes of a stage diverge
+  the stage trains at ``min_lr``. Outside probes a step whose loss or update
+  is NaN/Inf is skipped (zero update, the step still counts): after a NaN/Inf
+  loss the base optimizer is fed a zero gradient instead of the step's; after
+  a NaN/Inf update with a finite loss it goes on from its state at the
+  stage's snapshot. NaN never reaches the GP, the parameters or the base
+  optimizer's state. An exploitation whose loss (a ten-step moving average)
+  climbs above 3x the stage's starting loss was a bad pick that short probes
+  could not see: it restarts from the snapshot at the best-forecast smaller LR that
   did not diverge (or a tenth of its LR), the steps spent still counting.
 
   **With a budget** (``total_steps``), AutoLRS plans its search to fill

@@ -241,11 +241,11 @@ def overhead_summary(r, step_time) -> list[str]:
             f"{max(x['bare']['mean_ms'] / x['bare']['median_ms'] for x in r['rows']):.1f}× its "
             f"median), hence the means below 1×."]
   if step_time is not None:
+    compiles = step_time["autolrs"]["first_call_s"], step_time["base"]["first_call_s"]
     lines[-1] += (f" The MNIST-1D CNN's step with AutoLRS (`python -m benchmarks step-time`): "
                   f"{step_time['ratio_median']:.2f}× median, {step_time['ratio_mean']:.2f}× mean; "
-                  f"first call (compilation) {step_time['autolrs']['first_call_s']:.1f} s vs "
-                  f"{step_time['base']['first_call_s']:.1f} s "
-                  f"({step_time['autolrs']['first_call_s'] / step_time['base']['first_call_s']:.1f}×).")
+                  f"first call (compilation) {compiles[0]:.1f} s vs {compiles[1]:.1f} s "
+                  f"({compiles[0] / compiles[1]:.1f}×).")
   return lines
 
 

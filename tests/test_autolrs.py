@@ -241,10 +241,11 @@ def test_a_probe_ends_when_its_path_would_exceed_the_drift_limit():
   params = {"w": jnp.array([2.0, 0.0, 0.0, 0.0])}
   state = tx.init(params)
   lr = float(autolrs_jax.find_state(state).learning_rate)
+  update = jax.jit(lambda g, s, p: tx.update(g, s, p, value=jnp.float32(1.0)))
   ended = []
   for i in range(3):
     grads = {"w": jnp.array([(-1.0) ** i / lr, 0.0, 0.0, 0.0])}
-    updates, state = tx.update(grads, state, params, value=jnp.float32(1.0))
+    updates, state = update(grads, state, params)
     params = optax.apply_updates(params, updates)
     s = autolrs_jax.find_state(state)
     ended.append((int(s.trial), bool(s.restored)))
