@@ -442,9 +442,8 @@ def act(signals: Signals, *, base_updates, learning_rate, params, snapshot_param
   """
   scaled = _common.scale_updates(base_updates, learning_rate)
   restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
-  zeros = jax.tree.map(jnp.zeros_like, scaled)
   return optax.tree.where(signals.restores, restore,
-                          optax.tree.where(signals.skip, zeros, scaled))
+                          _common.zeros_unless(~signals.skip, scaled))
 
 
 # --- Decide ------------------------------------------------------------------
@@ -1005,7 +1004,7 @@ def autolrs(
     # A step whose loss is NaN/Inf is not applied; its gradient is not fed to
     # the base optimizer either (a zero gradient is), so its state stays usable.
     loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
-    grads = optax.tree.where(loss_ok, updates, jax.tree.map(jnp.zeros_like, updates))
+    grads = _common.zeros_unless(loss_ok, updates)
     # The live base state, reading the new snapshot: it equals the old one
     # unless the stage starts here, when it is a copy of the live state.
     live = optax.tree.where(state.resume_from_snapshot, snapshot_base_state, state.base_state)

@@ -45,6 +45,13 @@ def scale_updates(updates: optax.Updates, learning_rate: jax.Array) -> optax.Upd
   return jax.tree.map(lambda u: (learning_rate * u).astype(u.dtype), updates)
 
 
+def zeros_unless(keep: jax.Array, tree: T) -> T:
+  """``tree`` if ``keep`` else zeros of its shapes: a select that XLA fuses
+  into the consumer (a skipped update, a gradient withheld from the base
+  optimizer)."""
+  return optax.tree.where(keep, tree, jax.tree.map(jnp.zeros_like, tree))
+
+
 def finite_and_length(updates, learning_rate) -> tuple[jax.Array, jax.Array]:
   """``(finite, length)``: whether ``lr * updates`` is finite, and its norm.
 

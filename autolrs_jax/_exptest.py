@@ -430,7 +430,7 @@ def exptest(
     smoothed, exploded = smooth_loss(cfg, state, value)
     # A bad loss is known before the base optimizer runs: it gets a zero gradient.
     loss_bad = ~jnp.isfinite(value) | exploded
-    grads = optax.tree.where(loss_bad, jax.tree.map(jnp.zeros_like, updates), updates)
+    grads = _common.zeros_unless(~loss_bad, updates)
     live = optax.tree.where(state.reset_base_state, base_optimizer.init(params),
                             state.base_state)
     base_updates, base_state = base_optimizer.update(grads, live, params, **extra_args)
@@ -438,7 +438,7 @@ def exptest(
     diverged = loss_bad | ~step_finite
     # A diverged step is skipped: zero update.
     scaled = _common.scale_updates(base_updates, state.learning_rate)
-    new_updates = optax.tree.where(diverged, jax.tree.map(jnp.zeros_like, scaled), scaled)
+    new_updates = _common.zeros_unless(~diverged, scaled)
     controller = jax.lax.cond(diverged, functools.partial(diverge, cfg),
                               functools.partial(record, cfg),
                               state._replace(base_state=None), value, smoothed)
