@@ -153,6 +153,8 @@ def main(argv=None) -> None:
   parser.add_argument("--seeds", type=int, help="default 3 (1 with --quick)")
   parser.add_argument("--quick", action="store_true", help="short budgets (a smoke run)")
   parser.add_argument("--out", type=pathlib.Path, help=f"default {FULL_OUT} ({QUICK_OUT} with --quick)")
+  parser.add_argument("--name", help="overhead: the results file's name (default overhead, "
+                      "overhead_<platform> on an accelerator)")
   args = parser.parse_args(argv)
   out = args.out or (QUICK_OUT if args.quick else FULL_OUT)
   if args.command == "run":
@@ -163,7 +165,7 @@ def main(argv=None) -> None:
     print((out / "table.md").read_text())
   elif args.command == "overhead":
     from benchmarks import overhead  # pylint: disable=g-import-not-at-top
-    overhead.main(out, args.quick, machine())
+    overhead.main(out, args.quick, machine(), args.name)
   elif args.command == "ensemble":
     from benchmarks import pool  # pylint: disable=g-import-not-at-top
     pool.main(args, out, lambda task: run_benchmark(

@@ -13,10 +13,13 @@ mode AutoLRS runs short stages (``tau=100``, ten probes of 10 steps), so a BO
 proposal ends every tenth step of its probes and the mean includes them; the
 median is the typical step. The budget mode runs its default plan over 2,000
 calls (its ladder's probes come first). ExpTest is measured the same way
-(mode ``exptest``). Memory is the bytes of the optimizer state.
+(mode ``exptest``). Memory is the bytes of the optimizer state. On a GPU or
+TPU the results go to ``overhead_<platform>.json`` (``--name`` names another)
+and a model of about 1e8 parameters is added; ``XLA_FLAGS`` are recorded.
 """
 
 import json
+import os
 import pathlib
 
 import jax
@@ -32,6 +35,8 @@ from benchmarks.tasks import Splits
 
 # Hidden width of a 256 -> w -> w -> 10 MLP, for about 1e4, 1e6 and 1e7 parameters.
 WIDTHS = {"1e4": 36, "1e6": 870, "1e7": 3030}
+# On an accelerator, also about 1e8 (400 MB of float32 parameters).
+ACCELERATOR_WIDTHS = WIDTHS | {"1e8": 10000}
 BATCH = 64
 
 
@@ -90,11 +95,13 @@ MODES = {
 
 def measure(steps: int) -> dict:
   rows = []
-  for name, width in WIDTHS.items():
+  device = jax.devices()[0]
+  on_cpu = device.platform == "cpu"
+  for name, width in (WIDTHS if on_cpu else ACCELERATOR_WIDTHS).items():
     params = mlp_params(width, jax.random.key(0))
     n = sum(p.size for p in jax.tree.leaves(params))
-    # Fewer steps for the largest model: a step there is ~1000x the smallest's.
-    n_steps = max(steps // (10 if width > 1000 else 1), 50)
+    # Fewer steps for the CPU's largest model: a step there is ~1000x the smallest's.
+    n_steps = max(steps // (10 if on_cpu and width > 1000 else 1), 50)
     for base_name, base in BASES.items():
       # The bare optimizer and each controller, timed in alternating blocks.
       steps_to_time = {"bare": donated_step(base(0.01), params, pass_value=False)}
@@ -116,12 +123,16 @@ def measure(steps: int) -> dict:
         print(f"{name} {base_name} {mode}: {n} params, step {bare['median_ms']:.3f} -> "
               f"{auto['median_ms']:.3f} ms (x{rows[-1]['ratio_median']:.2f} median, "
               f"x{rows[-1]['ratio_mean']:.2f} mean)", flush=True)
-  return {"device": str(jax.devices()[0]), "platform": jax.devices()[0].platform,
-          "batch": BATCH, "rows": rows, "bo_proposal": bo_proposal_latency()}
+  return {"device": str(device), "device_kind": device.device_kind,
+          "platform": device.platform, "xla_flags": os.environ.get("XLA_FLAGS", ""),
+          "batch": BATCH, "rows": rows,
+          "bo_proposal": bo_proposal_latency()}
 
 
-def main(out_dir: pathlib.Path, quick: bool, machine: str) -> None:
-  out = out_dir / "overhead.json"
+def main(out_dir: pathlib.Path, quick: bool, machine: str, name: str | None = None) -> None:
+  platform = jax.devices()[0].platform
+  name = name or ("overhead" if platform == "cpu" else f"overhead_{platform}")
+  out = out_dir / f"{name}.json"
   result = measure(100 if quick else 500) | {"machine": machine}
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(result, indent=1))
