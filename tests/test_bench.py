@@ -99,6 +99,7 @@ def test_autolrs_stages_fill_each_full_budget():
     assert 0 <= b.steps - stages < b.tau, task.name
 
 
+@pytest.mark.slow
 def test_quick_benchmark_and_ensembles_on_digits(tmp_path):
   out = tmp_path / "bench"
   for command in ([], ["ensemble"]):

@@ -6,6 +6,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 import autolrs_jax
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -26,6 +28,7 @@ def test_mnist1d_example_quick(tmp_path):
   assert (tmp_path / "mnist1d.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_data_parallel_example_pmap_and_sharding_agree(tmp_path):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
   results = {}
@@ -41,6 +44,7 @@ def test_data_parallel_example_pmap_and_sharding_agree(tmp_path):
   assert len(results["pmap"]["exploited_lrs"]) >= 1
 
 
+@pytest.mark.slow
 def test_search_then_replay_example_quick(tmp_path):
   subprocess.run([sys.executable, "-m", "examples.search_then_replay", "--quick",
                   "--out", str(tmp_path)], check=True, cwd=ROOT, timeout=600)

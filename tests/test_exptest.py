@@ -410,6 +410,7 @@ def test_missing_value_and_bad_hyper_parameters():
       exptest(optax.sgd(1.0), **kwargs)
 
 
+@pytest.mark.slow
 def test_mnist1d_example_quick(tmp_path):
   """python -m examples.exptest_mnist1d --quick: 800 steps, through search and tuning."""
   root = pathlib.Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ here and neither in an assertion:
    hyper-parameters; the integers that fix shapes (``tau``, ``window``, ...)
    are bound inside, as optax keeps ``rank`` static.
 
-The convergence bodies (30,000 steps on four problems) are marked ``slow``;
-CI runs them (the default run selects every marker).
+The convergence bodies (30,000 steps on four problems) are marked ``slow``:
+they run in the end-to-end tier (``python -m pytest -q -m slow``), not by default.
 """
 
 import inspect
