@@ -130,10 +130,10 @@ def measure(steps: int) -> dict:
 
 
 def main(out_dir: pathlib.Path, quick: bool, machine: str, name: str | None = None) -> None:
-  platform = jax.devices()[0].platform
-  name = name or ("overhead" if platform == "cpu" else f"overhead_{platform}")
-  out = out_dir / f"{name}.json"
   result = measure(100 if quick else 500) | {"machine": machine}
+  if name is None:
+    name = "overhead" if result["platform"] == "cpu" else f"overhead_{result['platform']}"
+  out = out_dir / f"{name}.json"
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(result, indent=1))
   print(json.dumps(result["bo_proposal"]), f"-> {out}")
