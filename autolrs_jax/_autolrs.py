@@ -11,16 +11,19 @@ pass ``tau_max``.
 All of it runs inside one compiled ``update``, a state machine whose state is
 a pytree of fixed-shape arrays. Each call
 
-1. *observes* the step (:func:`observe`: snapshot at a stage's first step,
-   the probe's loss record, divergence, the ends of phases) into
-   :class:`Signals`;
-2. *acts* on the parameters (:func:`act`): the scaled base update, a zero
+1. *measures* the step (:class:`Measured`: the snapshot at a stage's first
+   step, the base update's finiteness and norm);
+2. *observes* it (:func:`observe`: the probe's loss record, divergence, the
+   ends of phases) into :class:`Signals`;
+3. *decides* the controller's next position (:func:`advance`): most steps end
+   nothing and only count (:func:`continue_phase`); at the others the ended
+   probe is scored (:func:`score_ended_probe`) and the event's transition
+   (:func:`choose_event`, :data:`TRANSITIONS`) runs under ``lax.switch``, so
+   the BO step runs only when a probe ends;
+4. *acts* on the parameters (:func:`act`): the scaled base update, a zero
    update for a skipped step, or ``snapshot - params`` for a restore (the
    base optimizer's state is restored at the next call's input:
-   :attr:`AutoLRSState.live_base_state`);
-3. *decides* the controller's next position (:func:`choose_event`) and runs
-   the one transition that event names (:data:`TRANSITIONS`) under
-   ``lax.switch``, so the BO step runs only when a probe ends.
+   :attr:`AutoLRSState.live_base_state`).
 """
 
 import functools
@@ -141,6 +144,13 @@ class AutoLRSConfig(NamedTuple):
     return self.budgeted and self.budget.first_search == "ladder"
 
   @property
+  def ladder_only(self) -> bool:
+    """Whether the ladder is the only search (one stage): no GP or random
+    proposal is compiled into the step, whose every call pays for the code it
+    holds (see ``benchmarks/overhead.py``'s ``buffer_allocations``)."""
+    return self.ladder and self.stages.num_stages == 1
+
+  @property
   def num_trials(self) -> int:
     """Size of the BO buffers: the most probes of any stage."""
     return self.stages.max_trials
@@ -174,6 +184,22 @@ class Signals(NamedTuple):
   def restores(self) -> jax.Array:
     """Whether this step returns to the stage's snapshot."""
     return (self.probe_ends & ~self.keeps_probe) | self.exploit_blows_up
+
+  @property
+  def something_ends(self) -> jax.Array:
+    """Whether a phase ends at this step: any event but ``CONTINUE``."""
+    return self.probe_ends | self.exploit_ends | self.warmup_ends | self.exploit_blows_up
+
+
+class Measured(NamedTuple):
+  """What an update call measured, the inputs of :func:`observe`."""
+
+  value: jax.Array  # float32: the step's loss (averaged over ``axis_name``).
+  score: jax.Array  # float32: what scores a probe's step (validation or training loss).
+  step_finite: jax.Array  # bool: the scaled base update is finite.
+  step_length: jax.Array  # float32: its global L2 norm.
+  snapshot_norm: jax.Array  # float32: global L2 norm of the stage's snapshot.
+  stage_starts: jax.Array  # bool: the stage starts here (the snapshot was taken).
 
 
 # --- Learning rates on the unit interval -------------------------------------
@@ -268,8 +294,8 @@ def record_probe_loss(cfg: AutoLRSConfig, state: AutoLRSState, score: jax.Array,
   return losses, observed
 
 
-def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating: bool,
-            base_updates, learning_rate, snapshot_norm, stage_starts) -> Signals:
+def observe(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured,
+            validating: bool) -> Signals:
   """Everything this step tells the controller; nothing is decided yet.
 
   A step that would put NaN/Inf in the params, or carry them far from the
@@ -278,12 +304,14 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
   gone is bounded by its path length, the sum of its steps' norms (triangle
   inequality), which costs no pass over the params: a probe ends once its
   path would exceed ``max_probe_drift`` times the snapshot's norm.
+
+  An ended probe is not scored here (:func:`score_ended_probe` does).
   """
+  value, score, step_finite, step_length, snapshot_norm, stage_starts = measured
   tau_probe, tau = cfg.stages.lengths(state.stage)
   losses, observed = record_probe_loss(cfg, state, score, validating)
   in_probe = state.phase == PROBE
   in_exploit = state.phase == EXPLOIT
-  step_finite, step_length = _common.finite_and_length(base_updates, learning_rate)
   # Only a probe is restored: its drift from the snapshot matters only there.
   path = jnp.where(state.phase_step == 0, 0.0, state.probe_path) + step_length
   step_ok = step_finite & (~in_probe | (path <= cfg.max_probe_drift * snapshot_norm))
@@ -297,14 +325,6 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
   exploit_blows_up = in_exploit & (state.phase_step >= _EXPLOIT_GRACE_STEPS) & (
       exploit_loss - stage_loss > (_EXPLODE_FACTOR - 1.0) * jnp.abs(stage_loss))
   probe_ends = in_probe & ((state.phase_step == tau_probe - 1) | diverged_now)
-  # The forecast (a robust fit) and the choice it feeds run only at the end of a probe.
-  def end_probe(state, losses, observed, diverged_now):
-    score, diverged = score_probe(cfg, state, losses, observed, diverged_now)
-    return score, diverged, keeps_probe(cfg, state, score, diverged)
-  probe_score, probe_diverged, keeps = jax.lax.cond(
-      probe_ends, end_probe,
-      lambda *_: (jnp.zeros([], jnp.float32), jnp.zeros([], bool), jnp.zeros([], bool)),
-      state, losses, observed, diverged_now)
   return Signals(
       losses=losses,
       observed=observed,
@@ -317,11 +337,28 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, *, value, score, validating
       skip=~in_probe & ~(step_finite & loss_ok),
       stage_loss=stage_loss,
       exploit_loss=exploit_loss,
-      probe_score=probe_score,
-      probe_diverged=probe_diverged,
-      keeps_probe=keeps,
+      probe_score=jnp.zeros([], jnp.float32),
+      probe_diverged=jnp.zeros([], bool),
+      keeps_probe=jnp.zeros([], bool),
       probe_path=path,
   )
+
+
+def score_ended_probe(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> Signals:
+  """``signals`` with the ended probe's score, divergence, and whether it is kept.
+
+  The forecast (a robust fit) and the choice it feeds run only when a probe
+  ends, not at the other events.
+  """
+  def end_probe(state, losses, observed, diverged_now):
+    score, diverged = score_probe(cfg, state, losses, observed, diverged_now)
+    return score, diverged, keeps_probe(cfg, state, score, diverged)
+  probe_score, probe_diverged, keeps = jax.lax.cond(
+      signals.probe_ends, end_probe,
+      lambda *_: (jnp.zeros([], jnp.float32), jnp.zeros([], bool), jnp.zeros([], bool)),
+      state, signals.losses, signals.observed, signals.diverged_now)
+  return signals._replace(probe_score=probe_score, probe_diverged=probe_diverged,
+                          keeps_probe=keeps)
 
 
 def starting_loss(cfg: AutoLRSConfig, state: AutoLRSState, value, stage_starts) -> jax.Array:
@@ -431,7 +468,7 @@ def keeps_probe(cfg: AutoLRSConfig, state: AutoLRSState, score, diverged) -> jax
 # --- Act ---------------------------------------------------------------------
 
 
-def act(signals: Signals, *, base_updates, learning_rate, params, snapshot_params):
+def act(*, restores, skip, base_updates, learning_rate, params, snapshot_params):
   """The update this step applies: the base update times the LR, or what a
   restore or a skip needs.
 
@@ -442,8 +479,7 @@ def act(signals: Signals, *, base_updates, learning_rate, params, snapshot_param
   """
   scaled = _common.scale_updates(base_updates, learning_rate)
   restore = jax.tree.map(lambda s, p: s - p, snapshot_params, params)
-  return optax.tree.where(signals.restores, restore,
-                          _common.zeros_unless(~signals.skip, scaled))
+  return optax.tree.where(restores, restore, _common.zeros_unless(~skip, scaled))
 
 
 # --- Decide ------------------------------------------------------------------
@@ -647,11 +683,13 @@ def next_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
                            acquisition=cfg.acquisition, kappa=cfg.kappa, allowed=allowed)
     return lr_from_unit(cfg, x_next).astype(jnp.float32)
 
-  if cfg.ladder:  # The first stage descends its ladder: no GP fit there.
+  if not cfg.ladder:
+    lr = propose()
+  elif cfg.ladder_only:
+    lr = ladder_lr(cfg, state).astype(jnp.float32)
+  else:  # The first stage descends its ladder: no GP fit there.
     lr = jax.lax.cond(state.stage == 0, lambda: ladder_lr(cfg, state).astype(jnp.float32),
                       propose)
-  else:
-    lr = propose()
   if cfg.budgeted and cfg.budget.keep_winning_probe:
     designated, any_ok = designated_last_lr(cfg, state, ceiling)
     is_last = state.trial == cfg.stages.trials(state.stage) - 1
@@ -713,9 +751,12 @@ def start_stage(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   """An exploitation (or the warm-up) ended: a new stage's first probe, at random."""
   is_new_stage = state.phase == EXPLOIT  # Else warm-up just ended.
   stage = state.stage + is_new_stage.astype(jnp.int32)
-  lr = random_lr(cfg, key)
   trial_lrs = jnp.zeros_like(state.trial_lrs)
-  if cfg.budgeted:
+  if cfg.ladder_only:  # The warm-up ended: the ladder starts at max_lr.
+    lr = jnp.float32(cfg.max_lr)
+  elif not cfg.budgeted:
+    lr = random_lr(cfg, key)
+  else:
     # The incumbent waits in the new stage's last slot (see incumbent_lr).
     last = cfg.stages.trials(stage) - 1
     trial_lrs = trial_lrs.at[last].set(jnp.where(is_new_stage, state.learning_rate, 0.0))
@@ -751,12 +792,17 @@ def without_trees(state: AutoLRSState) -> AutoLRSState:
   return state._replace(snapshot_params=None, snapshot_base_state=None, base_state=None)
 
 
-def transition(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> AutoLRSState:
-  """Runs the transition of this step's event; advances the count and the key."""
+def transition(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
+               event: int | None = None) -> AutoLRSState:
+  """Runs the transition of ``event`` (default: this step's, chosen by
+  :func:`choose_event` under ``lax.switch``); advances the count and the key."""
   key, subkey = jax.random.split(jax.random.wrap_key_data(state.key))
-  branches = [functools.partial(fn, cfg) for fn in TRANSITIONS]
-  controller = jax.lax.switch(choose_event(cfg, state, signals), branches,
-                              without_trees(state), signals, subkey)
+  if event is None:
+    branches = [functools.partial(fn, cfg) for fn in TRANSITIONS]
+    controller = jax.lax.switch(choose_event(cfg, state, signals), branches,
+                                without_trees(state), signals, subkey)
+  else:
+    controller = TRANSITIONS[event](cfg, without_trees(state), signals, subkey)
   return controller._replace(
       count=state.count + 1,
       key=jax.random.key_data(key),
@@ -767,6 +813,31 @@ def transition(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> Aut
       wants_validation=cfg.stages.is_validation_step(
           controller.stage, controller.phase == PROBE, controller.phase_step),
   )
+
+
+def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured,
+            validating: bool) -> AutoLRSState:
+  """The controller after this step (``restored`` says whether the step restores).
+
+  One ``lax.cond`` per step: most steps end nothing and take the quiet
+  branch, a few scalar updates (:func:`continue_phase`); the other scores an
+  ended probe and runs the event's transition. The signals are observed in
+  each branch, so that the step's scalar work stays inside the conditional:
+  XLA:CPU runs a branch whose buffers are all small as a plain sequence of
+  kernels, whereas kernels beside the params-sized ones go through its
+  dataflow executor, at several microseconds each; on a GPU every
+  conditional splits the command buffer and waits for its predicate.
+  """
+  def quiet(state, measured):
+    signals = observe(cfg, state, measured, validating)
+    return transition(cfg, state, signals, CONTINUE)
+
+  def eventful(state, measured):
+    signals = score_ended_probe(cfg, state, observe(cfg, state, measured, validating))
+    return transition(cfg, state, signals)
+
+  something_ends = observe(cfg, state, measured, validating).something_ends
+  return jax.lax.cond(something_ends, eventful, quiet, without_trees(state), measured)
 
 
 # --- The transformation ------------------------------------------------------
@@ -1013,15 +1084,16 @@ def autolrs(
     # pass as apply_updates (as for the bare optimizer); a restore or an
     # unusable state is undone at the next update's input (resume_from_snapshot).
     base_updates, base_state = base_optimizer.update(grads, live, params, **extra_args)
-    signals = observe(cfg, state, value=value, score=score, validating=validating,
-                      base_updates=base_updates, learning_rate=state.learning_rate,
-                      snapshot_norm=snapshot_norm, stage_starts=stage_starts)
-    new_updates = act(signals, base_updates=base_updates, learning_rate=state.learning_rate,
-                      params=params, snapshot_params=snapshot_params)
-    controller = transition(cfg, state, signals)
+    step_finite, step_length = _common.finite_and_length(base_updates, state.learning_rate)
+    measured = Measured(value, score, step_finite, step_length, snapshot_norm, stage_starts)
+    controller = advance(cfg, state, measured, validating)
+    skip = observe(cfg, state, measured, validating).skip
+    new_updates = act(restores=controller.restored, skip=skip, base_updates=base_updates,
+                      learning_rate=state.learning_rate, params=params,
+                      snapshot_params=snapshot_params)
     # A non-finite update after a finite loss: the base state it came with is
     # not trusted; the base optimizer goes on from the snapshot's.
-    resume = signals.restores | (signals.skip & loss_ok)
+    resume = controller.restored | (skip & loss_ok)
     return new_updates, controller._replace(resume_from_snapshot=resume,
                                             snapshot_norm=snapshot_norm,
                                             snapshot_params=snapshot_params,

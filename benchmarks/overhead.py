@@ -16,11 +16,16 @@ calls (its ladder's probes come first). ExpTest is measured the same way
 (mode ``exptest``). Memory is the bytes of the optimizer state. On a GPU or
 TPU the results go to ``overhead_<platform>.json`` (``--name`` names another)
 and a model of about 1e8 parameters is added; ``XLA_FLAGS`` are recorded.
+For the smallest model, each compiled step's buffer allocations are counted
+(:func:`buffer_allocations`): on XLA:CPU they are a cost of every call.
 """
 
+import collections
 import json
 import os
 import pathlib
+import re
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -71,6 +76,25 @@ def donated_step(tx, params, pass_value: bool) -> tuple:
   return step, params, opt_state
 
 
+def buffer_allocations(step, *args) -> dict[str, int]:
+  """The buffers XLA's buffer assignment gives ``step`` compiled for ``args``, by kind.
+
+  XLA:CPU's runtime makes a handle for each of them at every call: for every
+  constant, and for every value of a reduction's or a sort's computation
+  ("thread-local"), in the branches not taken too. So a step pays for the
+  code compiled into it, not only for the code it runs.
+  """
+  with tempfile.TemporaryDirectory() as dump:
+    step.lower(*args).compile({"xla_dump_to": dump, "xla_dump_hlo_as_text": True})
+    text = next(pathlib.Path(dump).glob("*buffer-assignment.txt")).read_text()
+  kinds = collections.Counter()
+  for header in re.findall(r"^allocation \d+: size \d+, (.*):$", text, re.M):
+    kind = next((k for k in ("thread-local", "constant", "parameter", "preallocated-temp")
+                 if k in header), "output or temporary")
+    kinds[kind] += 1
+  return {"total": sum(kinds.values())} | dict(kinds)
+
+
 def bo_proposal_latency(repeats: int = 20) -> dict:
   """One GP fit + acquisition on 9 observations over the 512-point grid."""
   grid = bo.search_grid(512)
@@ -107,6 +131,10 @@ def measure(steps: int) -> dict:
       steps_to_time = {"bare": donated_step(base(0.01), params, pass_value=False)}
       for mode, control in MODES.items():
         steps_to_time[mode] = donated_step(control(base(1.0)), params, pass_value=True)
+      allocations = {}
+      if name == "1e4":
+        allocations = {mode: buffer_allocations(step, p, s, jax.random.key(0))
+                       for mode, (step, p, s) in steps_to_time.items()}
       timing = training.time_steps(steps_to_time, n_steps)
       bare = timing["bare"]
       for mode in MODES:
@@ -119,7 +147,8 @@ def measure(steps: int) -> dict:
             "ratio_first_call": auto["first_call_s"] / bare["first_call_s"],
             "state_over_base_state": auto["state_bytes"] / bare["state_bytes"],
             "state_over_params": auto["state_bytes"] / nbytes(params),
-        })
+        } | ({"allocations": allocations[mode], "bare_allocations": allocations["bare"]}
+             if allocations else {}))
         print(f"{name} {base_name} {mode}: {n} params, step {bare['median_ms']:.3f} -> "
               f"{auto['median_ms']:.3f} ms (x{rows[-1]['ratio_median']:.2f} median, "
               f"x{rows[-1]['ratio_mean']:.2f} mean)", flush=True)

@@ -224,8 +224,25 @@ def overhead_section(r):
         f"{row['state_over_params']:.2f} |")
   bo = r["bo_proposal"]
   lines += ["", f"One BO proposal (GP fit + acquisition on 512 grid points): "
-            f"{bo['median_ms']:.1f} ms (compiled in {bo['first_call_s']:.1f} s).", ""]
-  return lines
+            f"{bo['median_ms']:.1f} ms (compiled in {bo['first_call_s']:.1f} s)."]
+  if allocations_sentence(r):
+    lines += ["", allocations_sentence(r)]
+  return lines + [""]
+
+
+def allocations_sentence(r) -> str:
+  """The buffers of the smallest model's compiled steps, or "" if not measured."""
+  rows = [x for x in r["rows"] if "allocations" in x]
+  if not rows:
+    return ""
+  cells = [f"{CONTROLLERS[x['mode']]} {x['allocations']['total']} "
+           f"({x['allocations'].get('thread-local', 0)} of reductions' and sorts' computations, "
+           f"{x['allocations'].get('constant', 0)} constants)"
+           for x in rows if x["base"] == "sgd"]
+  bare = rows[0]["bare_allocations"]
+  return (f"Buffers in XLA's buffer assignment of the {rows[0]['parameters']:,}-parameter step "
+          f"with SGD (`overhead.buffer_allocations`; on XLA:CPU each costs a handle at every "
+          f"call): bare {bare['total']}; " + "; ".join(cells) + ".")
 
 
 CONTROLLERS = {"paper": "AutoLRS paper", "budget": "AutoLRS budget", "exptest": "ExpTest"}
@@ -252,6 +269,8 @@ def overhead_summary(r, step_time) -> list[str]:
             f"outliers (the bare step's own mean is up to "
             f"{max(x['bare']['mean_ms'] / x['bare']['median_ms'] for x in r['rows']):.1f}× its "
             f"median)."]
+  if allocations_sentence(r):
+    lines[-1] += " " + allocations_sentence(r)
   if step_time is not None:
     compiles = step_time["autolrs"]["first_call_s"], step_time["base"]["first_call_s"]
     lines[-1] += (f" The MNIST-1D CNN's step with AutoLRS (`python -m benchmarks step-time`): "

@@ -167,31 +167,56 @@ def test_choose_event(trial, flags, want):
   assert int(A.choose_event(cfg, s, sig)) == want
 
 
+def measured(loss, step=(-0.1, -0.1, -0.1), snapshot_norm=np.sqrt(3.0)):
+  """What an update call measures: its loss (also the probe's score) and its step."""
+  step_finite, step_length = A._common.finite_and_length({"w": jnp.asarray(step)},
+                                                         jnp.float32(1.0))
+  loss = jnp.float32(loss)
+  return A.Measured(value=loss, score=loss, step_finite=step_finite, step_length=step_length,
+                    snapshot_norm=jnp.float32(snapshot_norm), stage_starts=jnp.asarray(False))
+
+
 def test_observe_ends_a_probe_at_its_last_step_or_on_a_nan():
   cfg = config()
-  kw = dict(validating=False, base_updates={"w": jnp.full(3, -0.1)},
-            learning_rate=jnp.float32(1.0), snapshot_norm=jnp.sqrt(jnp.float32(3.0)),
-            stage_starts=jnp.asarray(False))
   for phase_step, loss, ends in ((1, 1.0, False), (TAU_PROBE - 1, 1.0, True), (1, np.nan, True)):
     s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(phase_step))
-    loss = jnp.float32(loss)
-    sig = A.observe(cfg, s, value=loss, score=loss, **kw)
-    assert bool(sig.probe_ends) == ends and not bool(sig.skip)
+    sig = A.observe(cfg, s, measured(loss), validating=False)
+    assert bool(sig.probe_ends) == ends and bool(sig.something_ends) == ends
+    assert not bool(sig.skip)
     assert bool(sig.observed[phase_step]) and not bool(sig.observed[phase_step + 1])
 
 
 def test_observe_skips_a_nan_step_outside_probes_and_flags_a_blow_up():
   cfg = config()
-  kw = dict(validating=False, stage_starts=jnp.asarray(False),
-            base_updates={"w": jnp.full(3, -0.1)}, learning_rate=jnp.float32(1.0),
-            snapshot_norm=jnp.sqrt(jnp.float32(3.0)))
   s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(5),
                  stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0))
-  nan = jnp.float32(jnp.nan)
-  assert bool(A.observe(cfg, s, value=nan, score=nan, **kw).skip)
-  high = jnp.float32(40.0)  # Moves the ten-step average to 4.9 > 3x the stage's 1.0.
-  sig = A.observe(cfg, s, value=high, score=high, **kw)
+  assert bool(A.observe(cfg, s, measured(np.nan), validating=False).skip)
+  # Moves the ten-step average to 4.9 > 3x the stage's 1.0.
+  sig = A.observe(cfg, s, measured(40.0), validating=False)
   assert bool(sig.exploit_blows_up) and not bool(sig.exploit_ends) and bool(sig.restores)
+  assert bool(sig.something_ends)
+
+
+def test_a_probe_ends_as_diverged_when_its_step_would_pass_the_drift_limit():
+  cfg = config()  # max_probe_drift = 2: the path may reach twice the snapshot's norm.
+  s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(1),
+                 probe_path=jnp.float32(1.5))
+  near = A.observe(cfg, s, measured(1.0, step=(0.4, 0.0, 0.0), snapshot_norm=1.0), False)
+  far = A.observe(cfg, s, measured(1.0, step=(0.6, 0.0, 0.0), snapshot_norm=1.0), False)
+  assert not bool(near.probe_ends) and float(near.probe_path) == pytest.approx(1.9)
+  assert bool(far.diverged_now) and bool(far.probe_ends)
+
+
+def test_advance_scores_an_ended_probe_and_only_counts_a_quiet_step():
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(TAU_PROBE - 1),
+                 **{"probe_losses": decaying_probe(cfg)["losses"]})
+  ended = A.advance(cfg, s, measured(0.6), validating=False)
+  assert int(ended.trial) == 1 and int(ended.phase_step) == 0 and bool(ended.restored)
+  assert float(ended.trial_forecasts[0]) > 0  # The probe's forecast, recorded.
+  quiet = A.advance(cfg, s._replace(phase_step=jnp.int32(1)), measured(0.6), validating=False)
+  assert int(quiet.trial) == 0 and int(quiet.phase_step) == 2 and not bool(quiet.restored)
+  assert int(quiet.count) == int(ended.count) == 1
 
 
 @pytest.mark.parametrize("prefer_larger,want", [(0.0, 0.02), (0.25, 0.1)])
