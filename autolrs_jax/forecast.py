@@ -144,11 +144,10 @@ def fit_exponential(
   mask = jnp.asarray(mask, bool)
   y = jnp.where(mask, jnp.asarray(y, jnp.float32), 0.0)
   w = mask.astype(jnp.float32)
-  fit = _fit_weighted(s, y, w, max_rate)
 
-  # Huber rounds converge from the least-squares start; bisquare rounds then
-  # give gross outliers (loss spikes) no weight at all. A loop, not unrolled:
-  # its body is compiled once.
+  # Round 0 is the least-squares fit; Huber rounds converge from it; bisquare
+  # rounds then give gross outliers (loss spikes) no weight at all. One loop,
+  # not unrolled: its body, a fit, is compiled once.
   def reweight(round_, fit):
     resid = jnp.abs(y - evaluate(fit, s))
     scale = _MAD_TO_SIGMA * _masked_median(resid, mask)
@@ -156,10 +155,12 @@ def fit_exponential(
     scale = jnp.maximum(scale, 1e-6 * (1.0 + jnp.abs(fit.asymptote)))
     huber = jnp.minimum(1.0, _HUBER_K * scale / jnp.maximum(resid, 1e-30))
     bisquare = jnp.square(jnp.maximum(0.0, 1.0 - jnp.square(resid / (_BISQUARE_C * scale))))
-    robust = jnp.where(round_ < _NUM_HUBER_ROUNDS, huber, bisquare)
-    return _fit_weighted(s, y, w * robust, max_rate)
+    robust = jnp.where(round_ <= _NUM_HUBER_ROUNDS, huber, bisquare)
+    return _fit_weighted(s, y, w * jnp.where(round_ == 0, 1.0, robust), max_rate)
 
-  return jax.lax.fori_loop(0, _NUM_HUBER_ROUNDS + _NUM_BISQUARE_ROUNDS, reweight, fit)
+  no_fit = ExponentialFit(*(jnp.zeros([], jnp.float32) for _ in ExponentialFit._fields))
+  rounds = 1 + _NUM_HUBER_ROUNDS + _NUM_BISQUARE_ROUNDS
+  return jax.lax.fori_loop(0, rounds, reweight, no_fit)
 
 
 def forecast(
@@ -216,6 +217,7 @@ def exploded(losses: jax.typing.ArrayLike, mask: jax.typing.ArrayLike,
   rank = jnp.cumsum(mask) - 1  # Index of each observed point among observed.
   n = jnp.sum(mask)
   quarter = jnp.maximum(n // 4, 1)
-  start = _masked_median(losses, mask & (rank < quarter))
-  end = _masked_median(losses, mask & (rank >= n - quarter))
+  # Both medians in one batched sort: a step pays for every sort compiled into it.
+  quarters = mask & jnp.stack([rank < quarter, rank >= n - quarter])
+  start, end = jax.vmap(_masked_median, in_axes=(None, 0))(losses, quarters)
   return (n >= 4) & (end - start > (factor - 1.0) * jnp.abs(start))
