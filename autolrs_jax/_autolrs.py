@@ -815,18 +815,17 @@ def transition(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   )
 
 
-def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured,
-            validating: bool) -> AutoLRSState:
+def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured, validating: bool,
+            signals: Signals) -> AutoLRSState:
   """The controller after this step (``restored`` says whether the step restores).
 
-  One ``lax.cond`` per step: most steps end nothing and take the quiet
-  branch, a few scalar updates (:func:`continue_phase`); the other scores an
-  ended probe and runs the event's transition. The signals are observed in
-  each branch, so that the step's scalar work stays inside the conditional:
-  XLA:CPU runs a branch whose buffers are all small as a plain sequence of
-  kernels, whereas kernels beside the params-sized ones go through its
-  dataflow executor, at several microseconds each; on a GPU every
-  conditional splits the command buffer and waits for its predicate.
+  ``signals`` are this step's (:func:`observe`); they choose the branch. One
+  ``lax.cond`` per step, where there were three: most steps end nothing and
+  take the quiet branch, a few scalar updates (:func:`continue_phase`); the
+  other scores an ended probe and runs the event's transition. On a GPU each
+  conditional run at every step splits XLA's command buffer and waits for its
+  predicate. Each branch observes the step again from ``measured``, so that
+  only the predicate's scalars are computed outside the conditional.
   """
   def quiet(state, measured):
     signals = observe(cfg, state, measured, validating)
@@ -836,8 +835,7 @@ def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured,
     signals = score_ended_probe(cfg, state, observe(cfg, state, measured, validating))
     return transition(cfg, state, signals)
 
-  something_ends = observe(cfg, state, measured, validating).something_ends
-  return jax.lax.cond(something_ends, eventful, quiet, without_trees(state), measured)
+  return jax.lax.cond(signals.something_ends, eventful, quiet, without_trees(state), measured)
 
 
 # --- The transformation ------------------------------------------------------
@@ -1086,14 +1084,14 @@ def autolrs(
     base_updates, base_state = base_optimizer.update(grads, live, params, **extra_args)
     step_finite, step_length = _common.finite_and_length(base_updates, state.learning_rate)
     measured = Measured(value, score, step_finite, step_length, snapshot_norm, stage_starts)
-    controller = advance(cfg, state, measured, validating)
-    skip = observe(cfg, state, measured, validating).skip
-    new_updates = act(restores=controller.restored, skip=skip, base_updates=base_updates,
-                      learning_rate=state.learning_rate, params=params,
-                      snapshot_params=snapshot_params)
+    signals = observe(cfg, state, measured, validating)
+    controller = advance(cfg, state, measured, validating, signals)
+    new_updates = act(restores=controller.restored, skip=signals.skip,
+                      base_updates=base_updates, learning_rate=state.learning_rate,
+                      params=params, snapshot_params=snapshot_params)
     # A non-finite update after a finite loss: the base state it came with is
     # not trusted; the base optimizer goes on from the snapshot's.
-    resume = controller.restored | (skip & loss_ok)
+    resume = controller.restored | (signals.skip & loss_ok)
     return new_updates, controller._replace(resume_from_snapshot=resume,
                                             snapshot_norm=snapshot_norm,
                                             snapshot_params=snapshot_params,

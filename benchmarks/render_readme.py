@@ -225,8 +225,9 @@ def overhead_section(r):
   bo = r["bo_proposal"]
   lines += ["", f"One BO proposal (GP fit + acquisition on 512 grid points): "
             f"{bo['median_ms']:.1f} ms (compiled in {bo['first_call_s']:.1f} s)."]
-  if allocations_sentence(r):
-    lines += ["", allocations_sentence(r)]
+  allocations = allocations_sentence(r)
+  if allocations:
+    lines += ["", allocations]
   return lines + [""]
 
 
@@ -269,8 +270,9 @@ def overhead_summary(r, step_time) -> list[str]:
             f"outliers (the bare step's own mean is up to "
             f"{max(x['bare']['mean_ms'] / x['bare']['median_ms'] for x in r['rows']):.1f}× its "
             f"median)."]
-  if allocations_sentence(r):
-    lines[-1] += " " + allocations_sentence(r)
+  allocations = allocations_sentence(r)
+  if allocations:
+    lines[-1] += " " + allocations
   if step_time is not None:
     compiles = step_time["autolrs"]["first_call_s"], step_time["base"]["first_call_s"]
     lines[-1] += (f" The MNIST-1D CNN's step with AutoLRS (`python -m benchmarks step-time`): "
