@@ -39,7 +39,7 @@ from autolrs_jax import _stages
 from autolrs_jax import bo
 from autolrs_jax import forecast as forecast_lib
 
-# Phases of the controller (values of ``AutoLRSState.phase``).
+# Phases of the controller (values of ``Controller.phase``).
 WARMUP = 0
 PROBE = 1
 EXPLOIT = 2
@@ -61,12 +61,16 @@ _EXPLOIT_GRACE_STEPS = 3
 _MAX_SCORE = 1e6
 
 
-class AutoLRSState(NamedTuple):
-  """State of :func:`autolrs`. Shapes never depend on the stage."""
+class Controller(NamedTuple):
+  """The controller's position, what the update's logic reads and writes.
+
+  Shapes never depend on the stage. The optimizer state stores it packed
+  (:class:`AutoLRSState`), beside the params-sized trees.
+  """
 
   count: jax.Array  # int32: update calls so far.
   stage: jax.Array  # int32: index of the current stage, from 0.
-  phase: jax.Array  # int32: WARMUP, PROBE or EXPLOIT.
+  phase: jax.Array  # int32: WARMUP, PROBE, EXPLOIT or ANNEAL.
   trial: jax.Array  # int32: running probe's index = BO observations so far.
   phase_step: jax.Array  # int32: steps done in the current probe/exploit.
   learning_rate: jax.Array  # float32: LR the next update applies.
@@ -88,13 +92,44 @@ class AutoLRSState(NamedTuple):
   # bool: the base optimizer goes on from snapshot_base_state, not base_state
   # (the last update restored the snapshot, or its base state is unusable).
   resume_from_snapshot: jax.Array
+  # uint32: raw data of the PRNG key for the first (random) proposal of each
+  # stage (``jax.random.key_data``: a typed key cannot be serialised by msgpack).
+  key: jax.Array
+
+
+@_common.packs_scalars(
+    counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step")),
+    reals=(jnp.float32, ("stage_loss", "exploit_loss", "probe_path", "snapshot_norm")),
+    flags=(bool, ("wants_validation", "restored", "resume_from_snapshot")))
+class AutoLRSState(NamedTuple):
+  """State of :func:`autolrs`: the :class:`Controller`, packed, and the trees.
+
+  The controller's scalars are packed into one array per dtype (a jitted step
+  pays for each leaf of its state at every call); each of its fields reads as
+  an attribute (``state.phase``, ``state.learning_rate``), and
+  :attr:`controller` unpacks them all.
+  """
+
+  counters: jax.Array  # int32[5]: count, stage, phase, trial, phase_step.
+  reals: jax.Array  # float32[4]: stage_loss, exploit_loss, probe_path, snapshot_norm.
+  flags: jax.Array  # bool[3]: wants_validation, restored, resume_from_snapshot.
+  # float32: LR the next update applies, a field of its own, so that
+  # ``optax.tree.get(opt_state, "learning_rate")`` finds it.
+  learning_rate: jax.Array
+  trial_lrs: jax.Array  # float32[num_trials]: LRs probed in this stage.
+  trial_forecasts: jax.Array  # float32[num_trials]: their forecast losses.
+  trial_diverged: jax.Array  # bool[num_trials]: probe saw a NaN/Inf loss.
+  probe_losses: jax.Array  # float32[max probe length]: current probe's losses.
+  key: jax.Array  # uint32[2]: see Controller.key.
   snapshot_params: optax.Params  # Parameters at the start of the stage.
   snapshot_base_state: optax.OptState  # Base optimizer state at stage start.
   # The base optimizer's state after the last update; see live_base_state.
   base_state: optax.OptState
-  # uint32: raw data of the PRNG key for the first (random) proposal of each
-  # stage (``jax.random.key_data``: a typed key cannot be serialised by msgpack).
-  key: jax.Array
+
+  @property
+  def controller(self) -> Controller:
+    """The controller, unpacked."""
+    return _common.unpack(self, Controller)
 
   @property
   def live_base_state(self) -> optax.OptState:
@@ -108,6 +143,13 @@ class AutoLRSState(NamedTuple):
     """
     return optax.tree.where(self.resume_from_snapshot, self.snapshot_base_state,
                             self.base_state)
+
+
+def store(controller: Controller, *, snapshot_params: optax.Params,
+          snapshot_base_state: optax.OptState, base_state: optax.OptState) -> AutoLRSState:
+  """The optimizer state holding ``controller`` (packed) and the trees."""
+  return _common.pack(AutoLRSState, controller, snapshot_params=snapshot_params,
+                      snapshot_base_state=snapshot_base_state, base_state=base_state)
 
 
 class AutoLRSConfig(NamedTuple):
@@ -226,12 +268,12 @@ def random_lr(cfg: AutoLRSConfig, key: jax.Array) -> jax.Array:
 # --- Initial state -----------------------------------------------------------
 
 
-def init_controller(cfg: AutoLRSConfig) -> AutoLRSState:
-  """The controller's fields at step 0 (params-sized fields left None)."""
+def init_controller(cfg: AutoLRSConfig) -> Controller:
+  """The controller at step 0."""
   key, first = jax.random.split(jax.random.key(cfg.seed))
   first_lr = jnp.float32(cfg.max_lr) if cfg.ladder else random_lr(cfg, first)
   lr = cfg.warmup_lr / cfg.warmup_steps if cfg.warmup_steps else first_lr
-  return AutoLRSState(
+  return Controller(
       count=jnp.zeros([], jnp.int32),
       stage=jnp.zeros([], jnp.int32),
       phase=jnp.asarray(WARMUP if cfg.warmup_steps else PROBE, jnp.int32),
@@ -249,9 +291,6 @@ def init_controller(cfg: AutoLRSConfig) -> AutoLRSState:
       probe_path=jnp.zeros([], jnp.float32),
       snapshot_norm=jnp.zeros([], jnp.float32),
       resume_from_snapshot=jnp.zeros([], bool),
-      snapshot_params=None,
-      snapshot_base_state=None,
-      base_state=None,
       key=jax.random.key_data(key),
   )
 
@@ -276,7 +315,7 @@ def take_snapshot(state: AutoLRSState, params: optax.Params):
   return stage_starts, snapshot_params, snapshot_base_state, snapshot_norm
 
 
-def record_probe_loss(cfg: AutoLRSConfig, state: AutoLRSState, score: jax.Array,
+def record_probe_loss(cfg: AutoLRSConfig, state: Controller, score: jax.Array,
                       validating: bool) -> tuple[jax.Array, jax.Array]:
   """The probe's losses with this step's score, and which of them count.
 
@@ -294,7 +333,7 @@ def record_probe_loss(cfg: AutoLRSConfig, state: AutoLRSState, score: jax.Array,
   return losses, observed
 
 
-def observe(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured,
+def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
             validating: bool) -> Signals:
   """Everything this step tells the controller; nothing is decided yet.
 
@@ -344,7 +383,7 @@ def observe(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured,
   )
 
 
-def score_ended_probe(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> Signals:
+def score_ended_probe(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Signals:
   """``signals`` with the ended probe's score, divergence, and whether it is kept.
 
   The forecast (a robust fit) and the choice it feeds run only when a probe
@@ -361,7 +400,7 @@ def score_ended_probe(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals)
                           keeps_probe=keeps)
 
 
-def starting_loss(cfg: AutoLRSConfig, state: AutoLRSState, value, stage_starts) -> jax.Array:
+def starting_loss(cfg: AutoLRSConfig, state: Controller, value, stage_starts) -> jax.Array:
   """The stage's starting loss, the reference of a blown-up exploitation.
 
   The paper's mode takes the stage's first loss. With a budget it is the mean
@@ -377,7 +416,7 @@ def starting_loss(cfg: AutoLRSConfig, state: AutoLRSState, value, stage_starts) 
   return jnp.where(probe_starts, mean, state.stage_loss)
 
 
-def exploitation_done(cfg: AutoLRSConfig, state: AutoLRSState, tau: jax.Array) -> jax.Array:
+def exploitation_done(cfg: AutoLRSConfig, state: Controller, tau: jax.Array) -> jax.Array:
   """Whether this step is the exploitation's last.
 
   The paper's stage exploits ``tau`` steps after its probes; a budgeted stage
@@ -390,13 +429,13 @@ def exploitation_done(cfg: AutoLRSConfig, state: AutoLRSState, tau: jax.Array) -
   return at_end & (~cfg.stages.is_last_stage(state.stage) | (cfg.stages.anneal_steps > 0))
 
 
-def best_trial(state: AutoLRSState) -> jax.Array:
+def best_trial(state: Controller) -> jax.Array:
   """Index of the finished trial with the lowest score."""
   finished = jnp.arange(state.trial_forecasts.shape[0]) < state.trial
   return jnp.argmin(jnp.where(finished, state.trial_forecasts, jnp.inf))
 
 
-def chosen_trial(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+def chosen_trial(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   """Index of the finished trial with the lowest score (diverged ones score worst).
 
   With a budget's ``prefer_larger`` tolerance: the largest LR among the trials
@@ -412,7 +451,7 @@ def chosen_trial(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
   return jnp.where(jnp.any(near), jnp.argmax(jnp.where(near, state.trial_lrs, -jnp.inf)), best)
 
 
-def chosen_lr(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+def chosen_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   """The LR the stage exploits: its chosen trial's, or below it the ladder's vertex.
 
   The vertex never raises the choice: above the chosen rung the parabola
@@ -426,7 +465,7 @@ def chosen_lr(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
   return jnp.where((state.stage == 0) & ok, jnp.minimum(vertex, lr), lr)
 
 
-def ladder_vertex(cfg: AutoLRSConfig, state: AutoLRSState) -> tuple[jax.Array, jax.Array]:
+def ladder_vertex(cfg: AutoLRSConfig, state: Controller) -> tuple[jax.Array, jax.Array]:
   """Ladder: ``(lr, ok)``, the minimum of a parabola through three rungs' scores.
 
   The parabola in log-LR passes through the best-scoring rung and the rungs
@@ -450,7 +489,7 @@ def ladder_vertex(cfg: AutoLRSConfig, state: AutoLRSState) -> tuple[jax.Array, j
   return jnp.exp(vertex).astype(jnp.float32), ok
 
 
-def keeps_probe(cfg: AutoLRSConfig, state: AutoLRSState, score, diverged) -> jax.Array:
+def keeps_probe(cfg: AutoLRSConfig, state: Controller, score, diverged) -> jax.Array:
   """Budget: whether the stage's last probe ends as the start of its exploitation.
 
   It does when it did not diverge and its LR is the stage's choice: training
@@ -485,7 +524,7 @@ def act(*, restores, skip, base_updates, learning_rate, params, snapshot_params)
 # --- Decide ------------------------------------------------------------------
 
 
-def choose_event(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> jax.Array:
+def choose_event(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
   """The transition that ends this step (an index of :data:`TRANSITIONS`)."""
   last_trial = state.trial == cfg.stages.trials(state.stage) - 1
   if cfg.ladder:
@@ -502,7 +541,7 @@ def choose_event(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> j
   )
 
 
-def ladder_passed(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> jax.Array:
+def ladder_passed(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
   """Ladder: the ended probe scores worse than an LR above it, or hit ``min_lr``.
 
   The ladder has then passed the best LR of its descent; lower LRs are not
@@ -514,12 +553,12 @@ def ladder_passed(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> 
   return worse | (state.learning_rate <= cfg.min_lr * (1 + 1e-6))
 
 
-def ladder_lr(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+def ladder_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   """Ladder: the next LR, a factor below the last probed (at least ``min_lr``)."""
   return jnp.maximum(state.trial_lrs[state.trial - 1] / cfg.budget.ladder_factor, cfg.min_lr)
 
 
-def score_probe(cfg: AutoLRSConfig, state: AutoLRSState, losses: jax.Array,
+def score_probe(cfg: AutoLRSConfig, state: Controller, losses: jax.Array,
                 observed: jax.Array, diverged_now: jax.Array):
   """``(score, diverged)`` of the probe that ends at this step.
 
@@ -563,7 +602,7 @@ def cooled_loss(cfg: AutoLRSConfig, losses, observed, tau_probe) -> jax.Array:
   return jnp.sum(jnp.where(tail, losses, 0.0)) / jnp.maximum(jnp.sum(tail), 1)
 
 
-def probe_lr(cfg: AutoLRSConfig, state: AutoLRSState, phase_step) -> jax.Array:
+def probe_lr(cfg: AutoLRSConfig, state: Controller, phase_step) -> jax.Array:
   """The LR of probe step ``phase_step``: its trial's LR, cooled at the end.
 
   Over the last ``cooldown_steps`` of a cooldown probe the LR falls linearly
@@ -578,7 +617,7 @@ def probe_lr(cfg: AutoLRSConfig, state: AutoLRSState, phase_step) -> jax.Array:
   return nominal * factor
 
 
-def record_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> AutoLRSState:
+def record_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
   """Stores the ended probe's score as the stage's next BO observation."""
   del cfg
   i = state.trial
@@ -592,8 +631,8 @@ def record_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals) -> A
 # --- Transitions: (cfg, controller, signals, key) -> controller --------------
 
 
-def continue_phase(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
-                   key: jax.Array) -> AutoLRSState:
+def continue_phase(cfg: AutoLRSConfig, state: Controller, signals: Signals,
+                   key: jax.Array) -> Controller:
   """Nothing ends: one more step of the phase (the warm-up's LR ramps up)."""
   del key
   next_count = state.count + 2  # The step after the one being taken.
@@ -609,7 +648,7 @@ def continue_phase(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   )
 
 
-def annealed_lr(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+def annealed_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   """The anneal's LR for the next call: linear from its first call's LR to 0.
 
   The LR of call ``c`` is ``peak (T - 1 - c) / (T - 1 - E)`` for the anneal's
@@ -621,15 +660,15 @@ def annealed_lr(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
   return state.learning_rate * factor
 
 
-def start_anneal(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
-                 key: jax.Array) -> AutoLRSState:
+def start_anneal(cfg: AutoLRSConfig, state: Controller, signals: Signals,
+                 key: jax.Array) -> Controller:
   """The last stage's exploitation ended: anneal its LR linearly to zero."""
   del cfg, signals, key
   return state._replace(phase=jnp.asarray(ANNEAL, jnp.int32),
                         phase_step=jnp.zeros_like(state.phase_step))
 
 
-def search_region(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+def search_region(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   """Budget: grid points a later stage may probe, near its incumbent LR."""
   grid = cfg.grid
   if cfg.trust_radius is None:
@@ -638,12 +677,12 @@ def search_region(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
   return (state.stage == 0) | (jnp.abs(grid - centre) <= cfg.trust_radius + 1e-6)
 
 
-def incumbent_lr(cfg: AutoLRSConfig, state: AutoLRSState) -> jax.Array:
+def incumbent_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   """Budget: the LR the previous stage exploited, kept in its last trial's slot."""
   return state.trial_lrs[cfg.stages.trials(state.stage) - 1]
 
 
-def designated_last_lr(cfg: AutoLRSConfig, state: AutoLRSState, ceiling):
+def designated_last_lr(cfg: AutoLRSConfig, state: Controller, ceiling):
   """Budget: the LR of a stage's last trial, the one that may be kept.
 
   Later stages re-measure the incumbent against their other trials; the first
@@ -660,8 +699,8 @@ def designated_last_lr(cfg: AutoLRSConfig, state: AutoLRSState, ceiling):
   return lr, jnp.any(finished & ~state.trial_diverged)
 
 
-def next_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
-               key: jax.Array) -> AutoLRSState:
+def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals,
+               key: jax.Array) -> Controller:
   """A probe ended and another follows: record it, let BO propose the next LR.
 
   An LR that diverged rules out every larger one for the rest of the stage.
@@ -704,8 +743,8 @@ def next_trial(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   )
 
 
-def start_exploit(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
-                  key: jax.Array) -> AutoLRSState:
+def start_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
+                  key: jax.Array) -> Controller:
   """The last probe ended: train at the LR with the lowest forecast.
 
   If every probe diverged, the stage trains at ``min_lr``.
@@ -723,8 +762,8 @@ def start_exploit(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   )
 
 
-def retry_exploit(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
-                  key: jax.Array) -> AutoLRSState:
+def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
+                  key: jax.Array) -> Controller:
   """The exploitation blew up: restart it from the snapshot at a smaller LR.
 
   The failed LR counts as diverged; the new one is the best forecast among
@@ -746,8 +785,8 @@ def retry_exploit(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   )
 
 
-def start_stage(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
-                key: jax.Array) -> AutoLRSState:
+def start_stage(cfg: AutoLRSConfig, state: Controller, signals: Signals,
+                key: jax.Array) -> Controller:
   """An exploitation (or the warm-up) ended: a new stage's first probe, at random."""
   is_new_stage = state.phase == EXPLOIT  # Else warm-up just ended.
   stage = state.stage + is_new_stage.astype(jnp.int32)
@@ -783,26 +822,17 @@ TRANSITIONS = (continue_phase, next_trial, start_exploit, start_stage, retry_exp
                start_anneal)
 
 
-def without_trees(state: AutoLRSState) -> AutoLRSState:
-  """The controller's small fields only.
-
-  Params-sized operands of ``lax.switch`` would be copied in and out of its
-  branches at every step, so they stay outside it.
-  """
-  return state._replace(snapshot_params=None, snapshot_base_state=None, base_state=None)
-
-
-def transition(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
-               event: int | None = None) -> AutoLRSState:
+def transition(cfg: AutoLRSConfig, state: Controller, signals: Signals,
+               event: int | None = None) -> Controller:
   """Runs the transition of ``event`` (default: this step's, chosen by
   :func:`choose_event` under ``lax.switch``); advances the count and the key."""
   key, subkey = jax.random.split(jax.random.wrap_key_data(state.key))
   if event is None:
     branches = [functools.partial(fn, cfg) for fn in TRANSITIONS]
     controller = jax.lax.switch(choose_event(cfg, state, signals), branches,
-                                without_trees(state), signals, subkey)
+                                state, signals, subkey)
   else:
-    controller = TRANSITIONS[event](cfg, without_trees(state), signals, subkey)
+    controller = TRANSITIONS[event](cfg, state, signals, subkey)
   return controller._replace(
       count=state.count + 1,
       key=jax.random.key_data(key),
@@ -815,8 +845,8 @@ def transition(cfg: AutoLRSConfig, state: AutoLRSState, signals: Signals,
   )
 
 
-def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured, validating: bool,
-            signals: Signals) -> AutoLRSState:
+def advance(cfg: AutoLRSConfig, state: Controller, measured: Measured, validating: bool,
+            signals: Signals) -> Controller:
   """The controller after this step (``restored`` says whether the step restores).
 
   ``signals`` are this step's (:func:`observe`); they choose the branch. One
@@ -835,13 +865,13 @@ def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured, validat
     signals = score_ended_probe(cfg, state, observe(cfg, state, measured, validating))
     return transition(cfg, state, signals)
 
-  return jax.lax.cond(signals.something_ends, eventful, quiet, without_trees(state), measured)
+  return jax.lax.cond(signals.something_ends, eventful, quiet, state, measured)
 
 
 # --- The transformation ------------------------------------------------------
 
 
-def _losses(cfg: AutoLRSConfig, state: AutoLRSState, value, validation_value):
+def _losses(cfg: AutoLRSConfig, state: Controller, value, validation_value):
   """``(value, score, validating)``: the loss, and what scores this step's probe."""
   value = _common.check_loss(value, "value", "autolrs")
   validating = validation_value is not None
@@ -1056,18 +1086,20 @@ def autolrs(
 
   def init_fn(params):
     base_state = base_optimizer.init(params)
-    controller = _common.build_on_mesh_of(params, functools.partial(init_controller, cfg))
+    packed = _common.build_on_mesh_of(params, lambda: store(
+        init_controller(cfg), snapshot_params=None, snapshot_base_state=None,
+        base_state=None))
     # Copies, never aliases: a state whose leaves share buffers with the params
     # or with each other cannot be donated to a jitted step.
     copy = lambda tree: jax.tree.map(jnp.array, tree)
-    return controller._replace(snapshot_params=copy(params),
-                               snapshot_base_state=copy(base_state),
-                               base_state=base_state)
+    return packed._replace(snapshot_params=copy(params),
+                           snapshot_base_state=copy(base_state), base_state=base_state)
 
   def update_fn(updates, state, params=None, *, value=None, validation_value=None,
                 **extra_args):
     _check_params(params, state)
-    value, score, validating = _losses(cfg, state, value, validation_value)
+    controller = state.controller
+    value, score, validating = _losses(cfg, controller, value, validation_value)
     stage_starts, snapshot_params, snapshot_base_state, snapshot_norm = take_snapshot(
         state, params)
     # A step whose loss is NaN/Inf is not applied; its gradient is not fed to
@@ -1082,21 +1114,22 @@ def autolrs(
     # pass as apply_updates (as for the bare optimizer); a restore or an
     # unusable state is undone at the next update's input (resume_from_snapshot).
     base_updates, base_state = base_optimizer.update(grads, live, params, **extra_args)
-    step_finite, step_length = _common.finite_and_length(base_updates, state.learning_rate)
+    lr = controller.learning_rate
+    step_finite, step_length = _common.finite_and_length(base_updates, lr)
     measured = Measured(value, score, step_finite, step_length, snapshot_norm, stage_starts)
-    signals = observe(cfg, state, measured, validating)
-    controller = advance(cfg, state, measured, validating, signals)
-    new_updates = act(restores=controller.restored, skip=signals.skip,
-                      base_updates=base_updates, learning_rate=state.learning_rate,
-                      params=params, snapshot_params=snapshot_params)
+    signals = observe(cfg, controller, measured, validating)
+    next_controller = advance(cfg, controller, measured, validating, signals)
+    new_updates = act(restores=next_controller.restored, skip=signals.skip,
+                      base_updates=base_updates, learning_rate=lr, params=params,
+                      snapshot_params=snapshot_params)
     # A non-finite update after a finite loss: the base state it came with is
     # not trusted; the base optimizer goes on from the snapshot's.
-    resume = controller.restored | (signals.skip & loss_ok)
-    return new_updates, controller._replace(resume_from_snapshot=resume,
-                                            snapshot_norm=snapshot_norm,
-                                            snapshot_params=snapshot_params,
-                                            snapshot_base_state=snapshot_base_state,
-                                            base_state=base_state)
+    resume = next_controller.restored | (signals.skip & loss_ok)
+    next_controller = next_controller._replace(resume_from_snapshot=resume,
+                                               snapshot_norm=snapshot_norm)
+    return new_updates, store(next_controller, snapshot_params=snapshot_params,
+                              snapshot_base_state=snapshot_base_state,
+                              base_state=base_state)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -1,7 +1,7 @@
 """Helpers shared by the learning-rate controllers (a leaf: imports nothing local)."""
 
 import math
-from typing import Callable, TypeVar
+from typing import Any, Callable, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -87,6 +87,48 @@ def build_on_mesh_of(params, make: Callable[[], T]) -> T:
     return make()
   replicated = jax.sharding.NamedSharding(named[0].mesh, jax.sharding.PartitionSpec())
   return jax.jit(make, out_shardings=replicated)()
+
+
+def packs_scalars(**groups: tuple[Any, tuple[str, ...]]):
+  """Class decorator for a state that stores its scalars packed.
+
+  ``groups[field] = (dtype, names)``: the state's ``field`` is one array of
+  ``dtype`` whose entry ``i`` holds the scalar ``names[i]``, and each name
+  reads as an attribute of the state. A jitted step pays for each leaf of its
+  arguments and results at every call, about 4 us a leaf on XLA:CPU, which
+  dominates a small model's step (``benchmarks/overhead.py``).
+  """
+  def entry(field: str, index: int) -> property:
+    # The last axis: a state stacked by vmap or scan reads as a stack too.
+    return property(lambda state: getattr(state, field)[..., index],
+                    doc=f"Entry {index} of ``{field}``.")
+
+  def decorate(cls):
+    for field, (_, names) in groups.items():
+      for index, name in enumerate(names):
+        setattr(cls, name, entry(field, index))
+    cls.packed_scalars = groups
+    return cls
+
+  return decorate
+
+
+def pack(state_type, fields: NamedTuple, **trees):
+  """A ``state_type`` holding ``fields`` (packed as it declares) and ``trees``."""
+  def value(name):
+    if name in trees:
+      return trees[name]
+    if name in state_type.packed_scalars:
+      dtype, names = state_type.packed_scalars[name]
+      return jnp.stack([jnp.asarray(getattr(fields, n), dtype) for n in names], axis=-1)
+    return getattr(fields, name)
+
+  return state_type(*map(value, state_type._fields))
+
+
+def unpack(state, fields_type: type[T]) -> T:
+  """The ``fields_type`` tuple read from a state of :func:`packs_scalars`."""
+  return fields_type(*(getattr(state, name) for name in fields_type._fields))
 
 
 def check(ok, name: str, rule: str, value) -> None:

@@ -50,8 +50,12 @@ EMA_DECAY = 0.9
 _LR_CEILING = 1e30
 
 
-class ExpTestState(NamedTuple):
-  """State of :func:`exptest`. Shapes depend only on ``window``."""
+class Controller(NamedTuple):
+  """The controller's position, what the update's logic reads and writes.
+
+  Shapes depend only on ``window``. The optimizer state stores it packed
+  (:class:`ExpTestState`), beside the base optimizer's state.
+  """
 
   count: jax.Array  # int32: update calls so far.
   phase: jax.Array  # int32: SEARCH or TUNE.
@@ -75,8 +79,41 @@ class ExpTestState(NamedTuple):
   # bool: the last update was non-finite after a finite loss, so the base
   # optimizer starts again from its initial state at the next update.
   reset_base_state: jax.Array
-  # State of the base optimizer, as its last update returned it (see above).
+
+
+@_common.packs_scalars(
+    counters=(jnp.int32, ("count", "phase", "block_size", "block_step", "window_step",
+                          "windows", "outcome", "decay_streak", "bad_windows",
+                          "num_decreases", "num_cuts")),
+    reals=(jnp.float32, ("statistic", "p_value", "drop", "best_drop", "smoothed_loss",
+                         "best_smoothed_loss")))
+class ExpTestState(NamedTuple):
+  """State of :func:`exptest`: the :class:`Controller`, packed, and the base state.
+
+  The controller's scalars are packed into one array per dtype (a jitted step
+  pays for each leaf of its state at every call); each of its fields reads as
+  an attribute (``state.phase``, ``state.p_value``), and :attr:`controller`
+  unpacks them all.
+  """
+
+  # int32[11]: count, phase, block_size, block_step, window_step, windows,
+  # outcome, decay_streak, bad_windows, num_decreases, num_cuts.
+  counters: jax.Array
+  # float32[6]: statistic, p_value, drop, best_drop, smoothed_loss,
+  # best_smoothed_loss.
+  reals: jax.Array
+  # float32: LR the next update applies, a field of its own, so that
+  # ``optax.tree.get(opt_state, "learning_rate")`` finds it.
+  learning_rate: jax.Array
+  losses: jax.Array  # float32[window]: the window's per-point loss sums.
+  reset_base_state: jax.Array  # bool: see Controller.reset_base_state.
+  # State of the base optimizer, as its last update returned it.
   base_state: optax.OptState
+
+  @property
+  def controller(self) -> Controller:
+    """The controller, unpacked."""
+    return _common.unpack(self, Controller)
 
 
 class ExpTestConfig(NamedTuple):
@@ -100,11 +137,11 @@ class ExpTestConfig(NamedTuple):
   axis_name: str | None
 
 
-def init_controller(cfg: ExpTestConfig) -> ExpTestState:
-  """The controller's fields at step 0 (the base state left None)."""
+def init_controller(cfg: ExpTestConfig) -> Controller:
+  """The controller at step 0."""
   i32 = lambda v: jnp.asarray(v, jnp.int32)
   f32 = lambda v: jnp.asarray(v, jnp.float32)
-  return ExpTestState(
+  return Controller(
       count=i32(0),
       phase=i32(SEARCH if cfg.search else TUNE),
       learning_rate=f32(cfg.first_lr),
@@ -125,7 +162,6 @@ def init_controller(cfg: ExpTestConfig) -> ExpTestState:
       num_decreases=i32(0),
       num_cuts=i32(0),
       reset_base_state=jnp.zeros([], bool),
-      base_state=None,
   )
 
 
@@ -141,7 +177,7 @@ class SearchMove(NamedTuple):
   bad_windows: jax.Array
 
 
-def search_window(cfg: ExpTestConfig, state: ExpTestState,
+def search_window(cfg: ExpTestConfig, state: Controller,
                   test: _windows.WindowTest, decaying, rising) -> SearchMove:
   """The search's move after a window.
 
@@ -169,7 +205,7 @@ def search_window(cfg: ExpTestConfig, state: ExpTestState,
                     best_drop=best_drop, bad_windows=bad_windows)
 
 
-def tune_window(cfg: ExpTestConfig, state: ExpTestState, decaying):
+def tune_window(cfg: ExpTestConfig, state: Controller, decaying):
   """``(learning_rate, block_size, decreased)`` of the tuning after a window.
 
   A window that is not decaying divides the LR, and doubles the averaging
@@ -183,7 +219,7 @@ def tune_window(cfg: ExpTestConfig, state: ExpTestState, decaying):
   return lr, block_size, decrease
 
 
-def end_window(cfg: ExpTestConfig, state: ExpTestState) -> ExpTestState:
+def end_window(cfg: ExpTestConfig, state: Controller) -> Controller:
   """Tests the full window, then searches or tunes by its outcome."""
   null = _windows.null_statistics(cfg.window)
   test = _windows.window_test(state.losses / state.block_size.astype(jnp.float32), null)
@@ -218,7 +254,7 @@ def end_window(cfg: ExpTestConfig, state: ExpTestState) -> ExpTestState:
 # --- Transitions: (cfg, controller, value, smoothed) -> controller -----------
 
 
-def record(cfg: ExpTestConfig, state: ExpTestState, value, smoothed) -> ExpTestState:
+def record(cfg: ExpTestConfig, state: Controller, value, smoothed) -> Controller:
   """A usable step: add its loss to the window, test the window once full."""
   block_step = state.block_step + 1
   point_done = block_step == state.block_size
@@ -233,7 +269,7 @@ def record(cfg: ExpTestConfig, state: ExpTestState, value, smoothed) -> ExpTestS
                       functools.partial(end_window, cfg), lambda s: s, state)
 
 
-def diverge(cfg: ExpTestConfig, state: ExpTestState, value, smoothed) -> ExpTestState:
+def diverge(cfg: ExpTestConfig, state: Controller, value, smoothed) -> Controller:
   """A diverged step: cut the LR, restart the window and the smoothing; tune."""
   del value, smoothed
   lr = jnp.maximum(state.learning_rate / cfg.divergence_cut, cfg.min_lr)
@@ -251,7 +287,7 @@ def diverge(cfg: ExpTestConfig, state: ExpTestState, value, smoothed) -> ExpTest
   )
 
 
-def smooth_loss(cfg: ExpTestConfig, state: ExpTestState, value):
+def smooth_loss(cfg: ExpTestConfig, state: Controller, value):
   """``(smoothed, exploded)``: the loss's EMA, and whether it broke the bound."""
   started = ~jnp.isnan(state.smoothed_loss)
   smoothed = jnp.where(
@@ -420,14 +456,16 @@ def exptest(
   base_optimizer = optax.with_extra_args_support(base_optimizer)
 
   def init_fn(params):
-    controller = _common.build_on_mesh_of(params, functools.partial(init_controller, cfg))
-    return controller._replace(base_state=base_optimizer.init(params))
+    packed = _common.build_on_mesh_of(params, lambda: _common.pack(
+        ExpTestState, init_controller(cfg), base_state=None))
+    return packed._replace(base_state=base_optimizer.init(params))
 
   def update_fn(updates, state, params=None, *, value=None, **extra_args):
     value = _common.check_loss(value, "value", "exptest")
     if cfg.axis_name is not None:
       value = jax.lax.pmean(value, cfg.axis_name)
-    smoothed, exploded = smooth_loss(cfg, state, value)
+    controller = state.controller
+    smoothed, exploded = smooth_loss(cfg, controller, value)
     # A bad loss is known before the base optimizer runs: it gets a zero gradient.
     loss_bad = ~jnp.isfinite(value) | exploded
     grads = _common.zeros_unless(~loss_bad, updates)
@@ -440,11 +478,10 @@ def exptest(
     scaled = _common.scale_updates(base_updates, state.learning_rate)
     new_updates = _common.zeros_unless(~diverged, scaled)
     controller = jax.lax.cond(diverged, functools.partial(diverge, cfg),
-                              functools.partial(record, cfg),
-                              state._replace(base_state=None), value, smoothed)
-    return new_updates, controller._replace(count=optax.safe_increment(state.count),
-                                            reset_base_state=diverged & ~loss_bad,
-                                            base_state=base_state)
+                              functools.partial(record, cfg), controller, value, smoothed)
+    controller = controller._replace(count=optax.safe_increment(controller.count),
+                                     reset_base_state=diverged & ~loss_bad)
+    return new_updates, _common.pack(ExpTestState, controller, base_state=base_state)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

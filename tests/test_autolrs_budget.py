@@ -60,7 +60,7 @@ def default_run():
 
 
 def column(records, field):
-  return np.asarray([r["before"]._asdict()[field] for r in records])
+  return np.asarray([getattr(r["before"], field) for r in records])
 
 
 @pytest.mark.parametrize("plan", [autolrs_jax.BudgetPlan(), MULTI])

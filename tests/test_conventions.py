@@ -94,6 +94,24 @@ def test_msgpack_round_trip_continues_the_run_bit_identically(name):
   np.testing.assert_array_equal(got[3], want[3])
 
 
+@pytest.mark.parametrize("name", sorted(controllers()))
+def test_the_controller_is_a_few_leaves_and_reads_back_from_them(name):
+  tx = controllers()[name]
+  params = 1.0 / jnp.sqrt(CURVATURES)
+  _, state, _, _ = trajectory(tx, params, tx.init(params), jax.random.split(jax.random.key(2), 30))
+  trees = {f: getattr(state, f) for f in ("snapshot_params", "snapshot_base_state", "base_state")
+           if f in state._fields}
+  # A jitted step pays for each leaf at every call: the scalars are packed.
+  assert len(jax.tree.leaves(state)) - len(jax.tree.leaves(trees)) <= 10
+  controller = state.controller
+  repacked = autolrs_jax._common.pack(type(state), controller, **trees)
+  jax.tree.map(np.testing.assert_array_equal, repacked, state)
+  assert int(state.count) == 30 and state.phase.shape == ()
+  # A stacked state reads as a stack, field by field.
+  stacked = jax.tree.map(lambda x: jnp.stack([x, x]), state)
+  np.testing.assert_array_equal(stacked.count, [30, 30])
+
+
 # The integers that fix shapes stay static, as optax keeps ``rank`` static.
 STATIC = {
     "autolrs": ("tau", "tau_probe", "num_trials", "tau_max", "total_steps", "warmup_steps",
