@@ -432,7 +432,7 @@ def exploitation_done(cfg: AutoLRSConfig, state: Controller, tau: jax.Array) -> 
 def best_trial(state: Controller) -> jax.Array:
   """Index of the finished trial with the lowest score."""
   finished = jnp.arange(state.trial_forecasts.shape[0]) < state.trial
-  return jnp.argmin(jnp.where(finished, state.trial_forecasts, jnp.inf))
+  return _common.argmin(jnp.where(finished, state.trial_forecasts, jnp.inf))
 
 
 def chosen_trial(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
@@ -448,7 +448,8 @@ def chosen_trial(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   finished = jnp.arange(state.trial_forecasts.shape[0]) < state.trial
   near = finished & ~state.trial_diverged & (
       state.trial_forecasts <= top + cfg.budget.prefer_larger * jnp.abs(top))
-  return jnp.where(jnp.any(near), jnp.argmax(jnp.where(near, state.trial_lrs, -jnp.inf)), best)
+  largest = _common.argmax(jnp.where(near, state.trial_lrs, -jnp.inf))
+  return jnp.where(jnp.any(near), largest, best)
 
 
 def chosen_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
@@ -715,7 +716,7 @@ def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   if cfg.budgeted:
     region = search_region(cfg, state)
     # Everything in the region at or above an LR that diverged: its lowest point.
-    lowest = grid == grid[jnp.argmax(region)]
+    lowest = grid == grid[_common.argmax(region)]
     allowed = jnp.where(jnp.any(allowed & region), allowed & region, lowest)
   def propose():
     x_next, _ = bo.propose(x, state.trial_forecasts, observed, grid,
@@ -775,7 +776,7 @@ def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   diverged = state.trial_diverged | (state.trial_lrs >= failed)
   finished = jnp.arange(cfg.num_trials) < state.trial
   smaller = finished & ~diverged & (state.trial_lrs < failed)
-  best = jnp.argmin(jnp.where(smaller, state.trial_forecasts, jnp.inf))
+  best = _common.argmin(jnp.where(smaller, state.trial_forecasts, jnp.inf))
   lr = jnp.where(jnp.any(smaller), state.trial_lrs[best],
                  jnp.maximum(failed / 10, cfg.min_lr))
   return state._replace(

@@ -32,6 +32,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from autolrs_jax import _common
+
 # Decay rates per unit of normalised time (one probe). ln 2 is the slowest
 # decay allowed (see module docstring). The fastest decays over
 # ``MIN_DECAY_STEPS`` steps, so that a lone spike on the first loss cannot be
@@ -86,7 +88,7 @@ def _best_rate(s, y, w, log_rates):
   """Returns the fit with the smallest weighted error among ``log_rates``."""
   phi = jnp.exp(-jnp.exp(log_rates)[:, None] * s[None, :])
   a, c, sse = _weighted_linear_fit(phi, y, w)
-  i = jnp.argmin(sse)
+  i = _common.argmin(sse)
   return log_rates[i], a[i], c[i]
 
 
