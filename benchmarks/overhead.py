@@ -6,7 +6,9 @@ For MLPs of about 1e4, 1e6 and 1e7 parameters, the same jitted step (forward,
 backward, update; params and optimizer state donated) with ``autolrs(base)``
 and with the bare ``base``, for SGD with momentum and Adam, in one process:
 first-call time (compilation), then the median and mean of many warmed-up
-steps, the optimizers timed in alternating blocks of ten steps. AutoLRS is
+steps, each controller timed against its own bare optimizer in alternating
+blocks of ten steps, one pair at a time (with all four interleaved, each
+controller's ratio also depended on the other controllers' working sets). AutoLRS is
 handed the training loss only: a validation loss, when a loop passes one,
 costs the forward passes that compute it, not the optimizer. In the paper's
 mode AutoLRS runs short stages (``tau=100``, ten probes of 10 steps), so a BO
@@ -127,18 +129,16 @@ def measure(steps: int) -> dict:
     # Fewer steps for the CPU's largest model: a step there is ~1000x the smallest's.
     n_steps = max(steps // (10 if on_cpu and width > 1000 else 1), 50)
     for base_name, base in BASES.items():
-      # The bare optimizer and each controller, timed in alternating blocks.
-      steps_to_time = {"bare": donated_step(base(0.01), params, pass_value=False)}
       for mode, control in MODES.items():
-        steps_to_time[mode] = donated_step(control(base(1.0)), params, pass_value=True)
-      allocations = {}
-      if name == "1e4":
-        allocations = {mode: buffer_allocations(step, p, s, jax.random.key(0))
-                       for mode, (step, p, s) in steps_to_time.items()}
-      timing = training.time_steps(steps_to_time, n_steps)
-      bare = timing["bare"]
-      for mode in MODES:
-        auto = timing[mode]
+        # The controller and the bare optimizer, timed in alternating blocks.
+        steps_to_time = {"bare": donated_step(base(0.01), params, pass_value=False),
+                         mode: donated_step(control(base(1.0)), params, pass_value=True)}
+        allocations = {}
+        if name == "1e4":
+          allocations = {m: buffer_allocations(step, p, s, jax.random.key(0))
+                         for m, (step, p, s) in steps_to_time.items()}
+        timing = training.time_steps(steps_to_time, n_steps)
+        bare, auto = timing["bare"], timing[mode]
         rows.append({
             "model": name, "parameters": int(n), "steps": n_steps, "base": base_name,
             "mode": mode, "bare": bare, "controlled": auto,
