@@ -110,9 +110,10 @@ class AutoLRSState(NamedTuple):
   :attr:`controller` unpacks them all.
   """
 
-  counters: jax.Array  # int32[5]: count, stage, phase, trial, phase_step.
-  reals: jax.Array  # float32[4]: stage_loss, exploit_loss, probe_path, snapshot_norm.
-  flags: jax.Array  # bool[3]: wants_validation, restored, resume_from_snapshot.
+  # The controller's scalars, one array per group named above.
+  counters: jax.Array  # int32[5]
+  reals: jax.Array  # float32[4]
+  flags: jax.Array  # bool[3]
   # float32: LR the next update applies, a field of its own, so that
   # ``optax.tree.get(opt_state, "learning_rate")`` finds it.
   learning_rate: jax.Array

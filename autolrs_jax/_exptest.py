@@ -96,12 +96,9 @@ class ExpTestState(NamedTuple):
   unpacks them all.
   """
 
-  # int32[11]: count, phase, block_size, block_step, window_step, windows,
-  # outcome, decay_streak, bad_windows, num_decreases, num_cuts.
-  counters: jax.Array
-  # float32[6]: statistic, p_value, drop, best_drop, smoothed_loss,
-  # best_smoothed_loss.
-  reals: jax.Array
+  # The controller's scalars, one array per group named above.
+  counters: jax.Array  # int32[11]
+  reals: jax.Array  # float32[6]
   # float32: LR the next update applies, a field of its own, so that
   # ``optax.tree.get(opt_state, "learning_rate")`` finds it.
   learning_rate: jax.Array

@@ -8,8 +8,8 @@ and with the bare ``base``, for SGD with momentum and Adam, in one process:
 first-call time (compilation), then the median and mean of many warmed-up
 steps, each controller timed against its own bare optimizer in alternating
 blocks of ten steps, one pair at a time (with all four interleaved, each
-controller's ratio also depended on the other controllers' working sets). AutoLRS is
-handed the training loss only: a validation loss, when a loop passes one,
+controller's ratio also depended on the other controllers' working sets).
+AutoLRS is handed the training loss only: a validation loss, when a loop passes one,
 costs the forward passes that compute it, not the optimizer. In the paper's
 mode AutoLRS runs short stages (``tau=100``, ten probes of 10 steps), so a BO
 proposal ends every tenth step of its probes and the mean includes them; the
