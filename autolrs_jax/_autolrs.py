@@ -847,25 +847,43 @@ def transition(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   )
 
 
-def advance(cfg: AutoLRSConfig, state: Controller, measured: Measured, validating: bool,
-            signals: Signals) -> Controller:
-  """The controller after this step (``restored`` says whether the step restores).
+def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured, validating: bool,
+            signals: Signals) -> AutoLRSState:
+  """The state after this step, without its trees (``restored`` says whether
+  the step restores).
 
-  ``signals`` are this step's (:func:`observe`); they choose the branch. One
-  ``lax.cond`` per step, where there were three: most steps end nothing and
-  take the quiet branch, a few scalar updates (:func:`continue_phase`); the
-  other scores an ended probe and runs the event's transition. On a GPU each
-  conditional run at every step splits XLA's command buffer and waits for its
-  predicate. Each branch observes the step again from ``measured``, so that
-  only the predicate's scalars are computed outside the conditional.
+  ``state`` holds the controller packed, its trees ``None``; ``signals`` are
+  this step's (:func:`observe`) and choose the branch. One ``lax.cond`` per
+  step: most steps end nothing and take the quiet branch, a few scalar updates
+  (:func:`continue_phase`); the other scores an ended probe and runs the
+  event's transition. On a GPU each conditional run at every step splits XLA's
+  command buffer and waits for its predicate.
+
+  Each branch unpacks the controller, observes the step again from
+  ``measured`` (so that only the predicate's scalars are computed outside)
+  and packs its result: XLA fuses the quiet branch's scalar updates into the
+  few fusions that pack them. A conditional over the unpacked controller has
+  a result per scalar, each a kernel of its own at every step, which the
+  packing outside it does not fold.
   """
+  def finish(controller, signals):
+    # A non-finite update after a finite loss: the base state it came with is
+    # not trusted; the base optimizer goes on from the snapshot's.
+    loss_ok = jnp.isfinite(measured.value) & jnp.isfinite(measured.score)
+    resume = controller.restored | (signals.skip & loss_ok)
+    controller = controller._replace(resume_from_snapshot=resume,
+                                     snapshot_norm=measured.snapshot_norm)
+    return store(controller, snapshot_params=None, snapshot_base_state=None, base_state=None)
+
   def quiet(state, measured):
-    signals = observe(cfg, state, measured, validating)
-    return transition(cfg, state, signals, CONTINUE)
+    controller = state.controller
+    signals = observe(cfg, controller, measured, validating)
+    return finish(transition(cfg, controller, signals, CONTINUE), signals)
 
   def eventful(state, measured):
-    signals = score_ended_probe(cfg, state, observe(cfg, state, measured, validating))
-    return transition(cfg, state, signals)
+    controller = state.controller
+    signals = score_ended_probe(cfg, controller, observe(cfg, controller, measured, validating))
+    return finish(transition(cfg, controller, signals), signals)
 
   return jax.lax.cond(signals.something_ends, eventful, quiet, state, measured)
 
@@ -1120,18 +1138,14 @@ def autolrs(
     step_finite, step_length = _common.finite_and_length(base_updates, lr)
     measured = Measured(value, score, step_finite, step_length, snapshot_norm, stage_starts)
     signals = observe(cfg, controller, measured, validating)
-    next_controller = advance(cfg, controller, measured, validating, signals)
-    new_updates = act(restores=next_controller.restored, skip=signals.skip,
+    small = state._replace(snapshot_params=None, snapshot_base_state=None, base_state=None)
+    next_state = advance(cfg, small, measured, validating, signals)
+    new_updates = act(restores=next_state.restored, skip=signals.skip,
                       base_updates=base_updates, learning_rate=lr, params=params,
                       snapshot_params=snapshot_params)
-    # A non-finite update after a finite loss: the base state it came with is
-    # not trusted; the base optimizer goes on from the snapshot's.
-    resume = next_controller.restored | (signals.skip & loss_ok)
-    next_controller = next_controller._replace(resume_from_snapshot=resume,
-                                               snapshot_norm=snapshot_norm)
-    return new_updates, store(next_controller, snapshot_params=snapshot_params,
-                              snapshot_base_state=snapshot_base_state,
-                              base_state=base_state)
+    return new_updates, next_state._replace(snapshot_params=snapshot_params,
+                                            snapshot_base_state=snapshot_base_state,
+                                            base_state=base_state)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

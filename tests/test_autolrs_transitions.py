@@ -211,11 +211,14 @@ def test_advance_scores_an_ended_probe_and_only_counts_a_quiet_step():
   cfg = config()
   s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(TAU_PROBE - 1),
                  probe_losses=decaying_probe(cfg)["losses"])
-  ended = A.advance(cfg, s, measured(0.6), False, A.observe(cfg, s, measured(0.6), False))
+  advance = lambda s: A.advance(
+      cfg, A.store(s, snapshot_params=None, snapshot_base_state=None, base_state=None),
+      measured(0.6), False, A.observe(cfg, s, measured(0.6), False))
+  ended = advance(s)
   assert int(ended.trial) == 1 and int(ended.phase_step) == 0 and bool(ended.restored)
   assert float(ended.trial_forecasts[0]) > 0  # The probe's forecast, recorded.
   s = s._replace(phase_step=jnp.int32(1))
-  quiet = A.advance(cfg, s, measured(0.6), False, A.observe(cfg, s, measured(0.6), False))
+  quiet = advance(s)
   assert int(quiet.trial) == 0 and int(quiet.phase_step) == 2 and not bool(quiet.restored)
   assert int(quiet.count) == int(ended.count) == 1
 
