@@ -17,7 +17,6 @@ phase then divides it whenever a window shows no significant decay
 inside one compiled ``update``.
 """
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -252,18 +251,28 @@ def end_window(cfg: ExpTestConfig, state: Controller) -> Controller:
 
 
 def record(cfg: ExpTestConfig, state: Controller, value, smoothed) -> Controller:
-  """A usable step: add its loss to the window, test the window once full."""
+  """A usable step: add its loss to the window."""
+  del cfg
   block_step = state.block_step + 1
   point_done = block_step == state.block_size
-  state = state._replace(
+  return state._replace(
       block_step=jnp.where(point_done, 0, block_step),
       window_step=state.window_step + point_done.astype(jnp.int32),
       losses=state.losses.at[state.window_step].add(value),
       smoothed_loss=smoothed,
       best_smoothed_loss=jnp.minimum(state.best_smoothed_loss, smoothed),
   )
-  return jax.lax.cond(state.window_step == cfg.window,
-                      functools.partial(end_window, cfg), lambda s: s, state)
+
+
+def record_and_test(cfg: ExpTestConfig, state: Controller, value, smoothed) -> Controller:
+  """A usable step that completes the window: add its loss, test the window."""
+  return end_window(cfg, record(cfg, state, value, smoothed))
+
+
+def fills_window(cfg: ExpTestConfig, state: Controller) -> jax.Array:
+  """Whether recording this step completes the window."""
+  point_done = state.block_step + 1 == state.block_size
+  return state.window_step + point_done.astype(jnp.int32) == cfg.window
 
 
 def diverge(cfg: ExpTestConfig, state: Controller, value, smoothed) -> Controller:
@@ -292,6 +301,29 @@ def smooth_loss(cfg: ExpTestConfig, state: Controller, value):
   best = state.best_smoothed_loss
   bound = best + (cfg.divergence_factor - 1.0) * jnp.abs(best)
   return smoothed, started & (smoothed > bound)
+
+
+def advance(cfg: ExpTestConfig, state: ExpTestState, value, smoothed, diverged,
+            loss_bad) -> ExpTestState:
+  """The state after this step, without its base state: :func:`diverge`,
+  :func:`record_and_test` or :func:`record` (most steps), then the count.
+
+  One ``lax.switch`` that takes and returns the controller packed, each branch
+  unpacking and packing it: XLA fuses a branch's scalar updates into the few
+  fusions that pack them, where a conditional with a result per scalar runs a
+  kernel for each at every step (as :func:`autolrs_jax._autolrs.advance`).
+  """
+  def branch(transition):
+    def run(state, value, smoothed):
+      controller = transition(cfg, state.controller, value, smoothed)
+      controller = controller._replace(count=optax.safe_increment(controller.count),
+                                       reset_base_state=diverged & ~loss_bad)
+      return _common.pack(ExpTestState, controller, base_state=None)
+    return run
+
+  index = jnp.where(diverged, 0, jnp.where(fills_window(cfg, state.controller), 1, 2))
+  return jax.lax.switch(index, [branch(diverge), branch(record_and_test), branch(record)],
+                        state, value, smoothed)
 
 
 def exptest(
@@ -474,11 +506,9 @@ def exptest(
     # A diverged step is skipped: zero update.
     scaled = _common.scale_updates(base_updates, state.learning_rate)
     new_updates = _common.zeros_unless(~diverged, scaled)
-    controller = jax.lax.cond(diverged, functools.partial(diverge, cfg),
-                              functools.partial(record, cfg), controller, value, smoothed)
-    controller = controller._replace(count=optax.safe_increment(controller.count),
-                                     reset_base_state=diverged & ~loss_bad)
-    return new_updates, _common.pack(ExpTestState, controller, base_state=base_state)
+    next_state = advance(cfg, state._replace(base_state=None), value, smoothed, diverged,
+                         loss_bad)
+    return new_updates, next_state._replace(base_state=base_state)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
