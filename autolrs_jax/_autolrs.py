@@ -92,13 +92,15 @@ class Controller(NamedTuple):
   # bool: the base optimizer goes on from snapshot_base_state, not base_state
   # (the last update restored the snapshot, or its base state is unusable).
   resume_from_snapshot: jax.Array
-  # uint32: raw data of the PRNG key for the first (random) proposal of each
-  # stage (``jax.random.key_data``: a typed key cannot be serialised by msgpack).
+  # uint32: raw data of the PRNG key of call ``key_count``, split once per call
+  # for the random proposals (``jax.random.key_data``: a typed key cannot be
+  # serialised by msgpack). Quiet calls skip their splits; see transition.
   key: jax.Array
+  key_count: jax.Array  # int32: the call whose key ``key`` is.
 
 
 @_common.packs_scalars(
-    counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step")),
+    counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step", "key_count")),
     reals=(jnp.float32, ("stage_loss", "exploit_loss", "probe_path", "snapshot_norm")),
     flags=(bool, ("wants_validation", "restored", "resume_from_snapshot")))
 class AutoLRSState(NamedTuple):
@@ -111,7 +113,7 @@ class AutoLRSState(NamedTuple):
   """
 
   # The controller's scalars, one array per group named above.
-  counters: jax.Array  # int32[5]
+  counters: jax.Array  # int32[6]
   reals: jax.Array  # float32[4]
   flags: jax.Array  # bool[3]
   # float32: LR the next update applies, a field of its own, so that
@@ -293,6 +295,7 @@ def init_controller(cfg: AutoLRSConfig) -> Controller:
       snapshot_norm=jnp.zeros([], jnp.float32),
       resume_from_snapshot=jnp.zeros([], bool),
       key=jax.random.key_data(key),
+      key_count=jnp.zeros([], jnp.int32),
   )
 
 
@@ -824,26 +827,46 @@ TRANSITIONS = (continue_phase, next_trial, start_exploit, start_stage, retry_exp
                start_anneal)
 
 
+def key_of_call(state: Controller) -> jax.Array:
+  """The key data of call ``state.count``: ``state.key`` split once for each
+  call since ``state.key_count``."""
+  def split(_, key):
+    return jax.random.key_data(jax.random.split(jax.random.wrap_key_data(key))[0])
+  return jax.lax.fori_loop(state.key_count, state.count, split, state.key)
+
+
 def transition(cfg: AutoLRSConfig, state: Controller, signals: Signals,
                event: int | None = None) -> Controller:
   """Runs the transition of ``event`` (default: this step's, chosen by
-  :func:`choose_event` under ``lax.switch``); advances the count and the key."""
-  key, subkey = jax.random.split(jax.random.wrap_key_data(state.key))
-  if event is None:
-    branches = [functools.partial(fn, cfg) for fn in TRANSITIONS]
-    controller = jax.lax.switch(choose_event(cfg, state, signals), branches,
-                                state, signals, subkey)
+  :func:`choose_event` under ``lax.switch``); advances the count.
+
+  Every call splits the key once, the first half its successor's key and the
+  second the subkey of its transition; but a quiet call (``event`` is
+  ``CONTINUE``) draws nothing, and its split is left to the next other call,
+  which catches up on all those skipped (:func:`key_of_call`). The splits
+  cost a while loop of kernels on XLA:CPU, which a quiet step need not run;
+  the proposals draw the same keys as with a split at every call.
+  """
+  if event == CONTINUE:
+    controller, keyed = continue_phase(cfg, state, signals, None), {}
   else:
-    controller = TRANSITIONS[event](cfg, state, signals, subkey)
+    key, subkey = jax.random.split(jax.random.wrap_key_data(key_of_call(state)))
+    if event is None:
+      branches = [functools.partial(fn, cfg) for fn in TRANSITIONS]
+      controller = jax.lax.switch(choose_event(cfg, state, signals), branches,
+                                  state, signals, subkey)
+    else:
+      controller = TRANSITIONS[event](cfg, state, signals, subkey)
+    keyed = {"key": jax.random.key_data(key), "key_count": state.count + 1}
   return controller._replace(
       count=state.count + 1,
-      key=jax.random.key_data(key),
       stage_loss=signals.stage_loss,
       probe_path=signals.probe_path,
       exploit_loss=signals.exploit_loss,
       restored=signals.restores,
       wants_validation=cfg.stages.is_validation_step(
           controller.stage, controller.phase == PROBE, controller.phase_step),
+      **keyed,
   )
 
 

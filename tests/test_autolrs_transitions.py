@@ -207,6 +207,24 @@ def test_a_probe_ends_as_diverged_when_its_step_would_pass_the_drift_limit():
   assert bool(far.diverged_now) and bool(far.probe_ends)
 
 
+def test_quiet_calls_leave_the_key_and_the_next_event_catches_up_on_their_splits():
+  cfg = config()
+  split = lambda data: A.jax.random.split(A.jax.random.wrap_key_data(data))
+  s = controller(cfg, phase=jnp.int32(A.PROBE))
+  for _ in range(3):
+    s = A.transition(cfg, s, signals(cfg), A.CONTINUE)
+  assert int(s.count) == 3 and int(s.key_count) == 0
+  assert np.array_equal(s.key, controller(cfg).key)
+  # Call 3 draws what a split at every call would: the key after three splits.
+  eager = controller(cfg).key
+  for _ in range(3):
+    eager = A.jax.random.key_data(split(eager)[0])
+  assert np.array_equal(A.key_of_call(s), eager)
+  ended = A.transition(cfg, s, signals(cfg), A.NEXT_TRIAL)
+  assert int(ended.key_count) == int(ended.count) == 4
+  assert np.array_equal(ended.key, A.jax.random.key_data(split(eager)[0]))
+
+
 def test_advance_scores_an_ended_probe_and_only_counts_a_quiet_step():
   cfg = config()
   s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(TAU_PROBE - 1),
