@@ -23,6 +23,7 @@ For the smallest model, each compiled step's buffer allocations are counted
 """
 
 import collections
+import functools
 import json
 import os
 import pathlib
@@ -97,6 +98,32 @@ def buffer_allocations(step, *args) -> dict[str, int]:
   return {"total": sum(kinds.values())} | dict(kinds)
 
 
+def untaken_branch_cost(terms: int = 64, repeats: int = 2000) -> dict:
+  """What code compiled into a step but never run costs at every call.
+
+  A jitted ``x -> lax.cond(False, branch, x + 1, x)`` on 64 floats, its
+  ``branch`` empty or the sum of ``terms`` reductions of ``x`` (each with an
+  initial value of its own, so that XLA cannot merge them). Returns each
+  variant's :func:`training.time_calls` and :func:`buffer_allocations`, the
+  two timed in alternating blocks.
+  """
+  branches = {
+      "empty": lambda x: x,
+      "reductions": lambda x: x + sum(jax.lax.reduce(x, float(i), jax.lax.add, (0,))
+                                      for i in range(terms)),
+  }
+  x0, never = jnp.zeros(64, jnp.float32), jnp.asarray(False)
+  calls, allocations = {}, {}
+  for name, branch in branches.items():
+    step = jax.jit(lambda x, taken, branch=branch: jax.lax.cond(
+        taken, branch, lambda x: x + 1.0, x))
+    allocations[name] = buffer_allocations(step, x0, never)
+    calls[name] = functools.partial(step, x0, never)
+  timing = training.time_side_by_side(calls, repeats)
+  return {"terms": terms, "variants": {
+      name: timing[name] | {"allocations": allocations[name]} for name in branches}}
+
+
 def bo_proposal_latency(repeats: int = 20) -> dict:
   """One GP fit + acquisition on 9 observations over the 512-point grid."""
   grid = bo.search_grid(512)
@@ -155,7 +182,7 @@ def measure(steps: int) -> dict:
   return {"device": str(device), "device_kind": device.device_kind,
           "platform": device.platform, "xla_flags": os.environ.get("XLA_FLAGS", ""),
           "batch": BATCH, "rows": rows,
-          "bo_proposal": bo_proposal_latency()}
+          "bo_proposal": bo_proposal_latency(), "untaken_branch": untaken_branch_cost()}
 
 
 def main(out_dir: pathlib.Path, quick: bool, machine: str, name: str | None = None) -> None:

@@ -241,9 +241,18 @@ def allocations_sentence(r) -> str:
            f"{x['allocations'].get('constant', 0)} constants)"
            for x in rows if x["base"] == "sgd"]
   bare = rows[0]["bare_allocations"]
-  return (f"Buffers in XLA's buffer assignment of the {rows[0]['parameters']:,}-parameter step "
-          f"with SGD (`overhead.buffer_allocations`; on XLA:CPU each costs a handle at every "
-          f"call): bare {bare['total']}; " + "; ".join(cells) + ".")
+  sentence = (f"Buffers in XLA's buffer assignment of the {rows[0]['parameters']:,}-parameter "
+              f"step with SGD (`overhead.buffer_allocations`; on XLA:CPU each costs a handle at "
+              f"every call): bare {bare['total']}; " + "; ".join(cells) + ".")
+  if "untaken_branch" in r:
+    u = r["untaken_branch"]
+    empty, full = u["variants"]["empty"], u["variants"]["reductions"]
+    sentence += (f" A `lax.cond` that is never taken costs at every call what its branch "
+                 f"compiles to (`overhead.untaken_branch_cost`): {full['median_ms'] * 1e3:.0f} µs "
+                 f"per call with {u['terms']} reductions in the branch "
+                 f"({full['allocations']['total']} buffers), {empty['median_ms'] * 1e3:.1f} µs "
+                 f"with an empty one ({empty['allocations']['total']} buffers).")
+  return sentence
 
 
 CONTROLLERS = {"paper": "AutoLRS paper", "budget": "AutoLRS budget", "exptest": "ExpTest"}
