@@ -231,6 +231,16 @@ def overhead_section(r):
   return lines + [""]
 
 
+def pairs_clause(rows) -> str:
+  """How the smallest model's ratios spread over fresh (bare, controlled) pairs."""
+  spreads = [x["ratio_median_of_pairs"] for x in rows if len(x.get("ratio_median_of_pairs", [])) > 1]
+  if not spreads:
+    return ""
+  widest = max(max(p) - min(p) for p in spreads)
+  return (f"; its ratios are the median of {len(spreads[0])} fresh pairs of compiled steps, "
+          f"whose ratios differ by up to {widest:.2f}")
+
+
 def allocations_sentence(r) -> str:
   """The buffers of the smallest model's compiled steps, or "" if not measured."""
   rows = [x for x in r["rows"] if "allocations" in x]
@@ -275,7 +285,8 @@ def overhead_summary(r, step_time) -> list[str]:
            if x["mode"] != "exptest"]
   lines += ["", f"Step time with the controller ÷ the bare base optimizer's, median (mean), on "
             f"{device_words(r)}; at {smallest[0]['parameters']:,} parameters AutoLRS "
-            f"adds {min(fixed):.2f}–{max(fixed):.2f} ms per step. Means include the machine's "
+            f"adds {min(fixed):.2f}–{max(fixed):.2f} ms per step{pairs_clause(smallest)}. "
+            f"Means include the machine's "
             f"outliers (the bare step's own mean is up to "
             f"{max(x['bare']['mean_ms'] / x['bare']['median_ms'] for x in r['rows']):.1f}× its "
             f"median)."]
