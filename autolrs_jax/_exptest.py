@@ -253,10 +253,9 @@ def end_window(cfg: ExpTestConfig, state: Controller) -> Controller:
 def record(cfg: ExpTestConfig, state: Controller, value, smoothed) -> Controller:
   """A usable step: add its loss to the window."""
   del cfg
-  block_step = state.block_step + 1
-  point_done = block_step == state.block_size
+  point_done = completes_point(state)
   return state._replace(
-      block_step=jnp.where(point_done, 0, block_step),
+      block_step=jnp.where(point_done, 0, state.block_step + 1),
       window_step=state.window_step + point_done.astype(jnp.int32),
       losses=state.losses.at[state.window_step].add(value),
       smoothed_loss=smoothed,
@@ -269,10 +268,14 @@ def record_and_test(cfg: ExpTestConfig, state: Controller, value, smoothed) -> C
   return end_window(cfg, record(cfg, state, value, smoothed))
 
 
+def completes_point(state: Controller) -> jax.Array:
+  """Whether recording this step completes the window's current point."""
+  return state.block_step + 1 == state.block_size
+
+
 def fills_window(cfg: ExpTestConfig, state: Controller) -> jax.Array:
   """Whether recording this step completes the window."""
-  point_done = state.block_step + 1 == state.block_size
-  return state.window_step + point_done.astype(jnp.int32) == cfg.window
+  return state.window_step + completes_point(state).astype(jnp.int32) == cfg.window
 
 
 def diverge(cfg: ExpTestConfig, state: Controller, value, smoothed) -> Controller:
