@@ -100,30 +100,32 @@ def buffer_allocations(step, *args) -> dict[str, int]:
   return {"total": sum(kinds.values())} | dict(kinds)
 
 
+def untaken_branch_step(terms: int):
+  """A jitted ``(x, taken) -> lax.cond(taken, branch, x + 1, x)`` whose
+  ``branch`` adds ``terms`` reductions of ``x`` (none: the identity), each
+  with an initial value of its own, so that XLA cannot merge them."""
+  branch = lambda x: x + sum(jax.lax.reduce(x, float(i), jax.lax.add, (0,))
+                             for i in range(terms))
+  return jax.jit(lambda x, taken: jax.lax.cond(taken, branch, lambda x: x + 1.0, x))
+
+
 def untaken_branch_cost(terms: int = 64, repeats: int = 2000) -> dict:
   """What code compiled into a step but never run costs at every call.
 
-  A jitted ``x -> lax.cond(False, branch, x + 1, x)`` on 64 floats, its
-  ``branch`` empty or the sum of ``terms`` reductions of ``x`` (each with an
-  initial value of its own, so that XLA cannot merge them). Returns each
-  variant's :func:`training.time_calls` and :func:`buffer_allocations`, the
-  two timed in alternating blocks.
+  :func:`untaken_branch_step` on 64 floats, never taking its branch, with
+  ``terms`` reductions or none there. Returns each variant's
+  :func:`training.time_calls` and :func:`buffer_allocations`, the two timed
+  in alternating blocks.
   """
-  branches = {
-      "empty": lambda x: x,
-      "reductions": lambda x: x + sum(jax.lax.reduce(x, float(i), jax.lax.add, (0,))
-                                      for i in range(terms)),
-  }
   x0, never = jnp.zeros(64, jnp.float32), jnp.asarray(False)
   calls, allocations = {}, {}
-  for name, branch in branches.items():
-    step = jax.jit(lambda x, taken, branch=branch: jax.lax.cond(
-        taken, branch, lambda x: x + 1.0, x))
+  for name, n in {"empty": 0, "reductions": terms}.items():
+    step = untaken_branch_step(n)
     allocations[name] = buffer_allocations(step, x0, never)
     calls[name] = functools.partial(step, x0, never)
   timing = training.time_side_by_side(calls, repeats)
   return {"terms": terms, "variants": {
-      name: timing[name] | {"allocations": allocations[name]} for name in branches}}
+      name: timing[name] | {"allocations": allocations[name]} for name in calls}}
 
 
 def bo_proposal_latency(repeats: int = 20) -> dict:
@@ -137,8 +139,8 @@ def bo_proposal_latency(repeats: int = 20) -> dict:
 
 
 # Fresh (bare, controlled) pairs timed for the smallest model: there the
-# median ratio varies between compilations of the same step by up to about
-# 0.2, more than between its timed blocks.
+# median ratio varies more between compilations of the same step than between
+# its timed blocks (each row records its pairs' ratios).
 SMALL_MODEL_PAIRS = 3
 # The base optimizers, built with a learning rate.
 BASES = {"sgd": lambda lr: optax.sgd(lr, momentum=0.9), "adam": optax.adam}

@@ -139,11 +139,7 @@ def test_quick_benchmark_and_ensembles_on_digits(tmp_path):
 
 def test_buffer_allocations_count_the_buffers_of_a_branch_that_is_not_taken():
   x, never = jnp.zeros(64, jnp.float32), jnp.asarray(False)
-  def step(terms):
-    branch = lambda x: x + sum(jax.lax.reduce(x, float(i), jax.lax.add, (0,))
-                               for i in range(terms))
-    return jax.jit(lambda x, taken: jax.lax.cond(taken, branch, lambda x: x + 1.0, x))
-  empty = overhead.buffer_allocations(step(0), x, never)
-  full = overhead.buffer_allocations(step(8), x, never)
+  empty = overhead.buffer_allocations(overhead.untaken_branch_step(0), x, never)
+  full = overhead.buffer_allocations(overhead.untaken_branch_step(8), x, never)
   assert empty.get("constant", 0) == 0 and full["constant"] == 8  # One initial value each.
   assert full["total"] > empty["total"] + 8
