@@ -79,7 +79,8 @@ class Controller(NamedTuple):
   trial_forecasts: jax.Array  # float32[num_trials]: their forecast losses.
   trial_diverged: jax.Array  # bool[num_trials]: probe saw a NaN/Inf loss.
   probe_losses: jax.Array  # float32[max probe length]: current probe's losses.
-  stage_loss: jax.Array  # float32: loss at the stage's snapshot (its first step).
+  # float32: loss at the stage's snapshot, the mean of its probes' first losses.
+  stage_loss: jax.Array
   exploit_loss: jax.Array  # float32: moving average of this exploitation's losses.
   # bool: the last update returned to the stage's snapshot, undoing every call
   # of the stage so far (read by autolrs_jax.ScheduleRecorder).
@@ -89,6 +90,9 @@ class Controller(NamedTuple):
   probe_path: jax.Array
   # float32: global L2 norm of the stage's snapshot (0 before the first stage).
   snapshot_norm: jax.Array
+  # float32: later stages probe only below it: the smallest LR whose
+  # exploitation blew up (inf until one does).
+  lr_ceiling: jax.Array
   # bool: the base optimizer goes on from snapshot_base_state, not base_state
   # (the last update restored the snapshot, or its base state is unusable).
   resume_from_snapshot: jax.Array
@@ -101,7 +105,8 @@ class Controller(NamedTuple):
 
 @_common.packs_scalars(
     counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step", "key_count")),
-    reals=(jnp.float32, ("stage_loss", "exploit_loss", "probe_path", "snapshot_norm")),
+    reals=(jnp.float32, ("stage_loss", "exploit_loss", "probe_path", "snapshot_norm",
+                         "lr_ceiling")),
     flags=(bool, ("wants_validation", "restored", "resume_from_snapshot")))
 class AutoLRSState(NamedTuple):
   """State of :func:`autolrs`: the :class:`Controller`, packed, and the trees.
@@ -114,7 +119,7 @@ class AutoLRSState(NamedTuple):
 
   # The controller's scalars, one array per group named above.
   counters: jax.Array  # int32[6]
-  reals: jax.Array  # float32[4]
+  reals: jax.Array  # float32[5]
   flags: jax.Array  # bool[3]
   # float32: LR the next update applies, a field of its own, so that
   # ``optax.tree.get(opt_state, "learning_rate")`` finds it.
@@ -196,8 +201,19 @@ class AutoLRSConfig(NamedTuple):
     return self.ladder and self.stages.num_stages == 1
 
   @property
+  def ladder_rungs(self) -> int:
+    """The ladder's LRs from ``max_lr`` down to ``min_lr`` (0 without a ladder)."""
+    if not self.ladder:
+      return 0
+    span = math.log(self.max_lr / self.min_lr) / math.log(self.budget.ladder_factor)
+    return math.ceil(span - 1e-9) + 1
+
+  @property
   def num_trials(self) -> int:
-    """Size of the BO buffers: the most probes of any stage."""
+    """Size of the BO buffers: the most probes of any stage, or the ladder's rungs
+    (its diverged rungs need not count as probes)."""
+    if self.ladder and not self.budget.count_diverged_rungs:
+      return max(self.stages.max_trials, self.ladder_rungs)
     return self.stages.max_trials
 
   @property
@@ -262,9 +278,13 @@ def unit_from_lr(cfg: AutoLRSConfig, lr: jax.Array) -> jax.Array:
   return (jnp.log(lr) - lo) / (hi - lo)
 
 
-def random_lr(cfg: AutoLRSConfig, key: jax.Array) -> jax.Array:
-  """A learning rate drawn uniformly from the acquisition's grid."""
-  index = jax.random.randint(key, (), 0, cfg.grid_size)
+def random_lr(cfg: AutoLRSConfig, key: jax.Array, ceiling=None) -> jax.Array:
+  """A learning rate drawn uniformly from the acquisition's grid (its points
+  below the LR ``ceiling``, the lowest point if none is)."""
+  below = cfg.grid_size
+  if ceiling is not None:
+    below = jnp.maximum(jnp.sum(cfg.grid < unit_from_lr(cfg, ceiling)), 1)
+  index = jax.random.randint(key, (), 0, below)
   return lr_from_unit(cfg, cfg.grid[index])
 
 
@@ -275,7 +295,8 @@ def init_controller(cfg: AutoLRSConfig) -> Controller:
   """The controller at step 0."""
   key, first = jax.random.split(jax.random.key(cfg.seed))
   first_lr = jnp.float32(cfg.max_lr) if cfg.ladder else random_lr(cfg, first)
-  lr = cfg.warmup_lr / cfg.warmup_steps if cfg.warmup_steps else first_lr
+  lr = (cfg.warmup_lr / cfg.warmup_steps if cfg.warmup_steps
+        else first_lr * probe_factor(cfg, jnp.zeros([], jnp.int32), 0))
   return Controller(
       count=jnp.zeros([], jnp.int32),
       stage=jnp.zeros([], jnp.int32),
@@ -293,6 +314,7 @@ def init_controller(cfg: AutoLRSConfig) -> Controller:
       restored=jnp.zeros([], bool),
       probe_path=jnp.zeros([], jnp.float32),
       snapshot_norm=jnp.zeros([], jnp.float32),
+      lr_ceiling=jnp.asarray(jnp.inf, jnp.float32),
       resume_from_snapshot=jnp.zeros([], bool),
       key=jax.random.key_data(key),
       key_count=jnp.zeros([], jnp.int32),
@@ -393,13 +415,15 @@ def score_ended_probe(cfg: AutoLRSConfig, state: Controller, signals: Signals) -
   The forecast (a robust fit) and the choice it feeds run only when a probe
   ends, not at the other events.
   """
-  def end_probe(state, losses, observed, diverged_now):
-    score, diverged = score_probe(cfg, state, losses, observed, diverged_now)
-    return score, diverged, keeps_probe(cfg, state, score, diverged)
+  def end_probe(state, signals):
+    score, diverged = score_probe(cfg, state, signals.losses, signals.observed,
+                                  signals.diverged_now)
+    scored = signals._replace(probe_score=score, probe_diverged=diverged)
+    return score, diverged, keeps_probe(cfg, state, scored)
   probe_score, probe_diverged, keeps = jax.lax.cond(
       signals.probe_ends, end_probe,
       lambda *_: (jnp.zeros([], jnp.float32), jnp.zeros([], bool), jnp.zeros([], bool)),
-      state, signals.losses, signals.observed, signals.diverged_now)
+      state, signals)
   return signals._replace(probe_score=probe_score, probe_diverged=probe_diverged,
                           keeps_probe=keeps)
 
@@ -407,13 +431,12 @@ def score_ended_probe(cfg: AutoLRSConfig, state: Controller, signals: Signals) -
 def starting_loss(cfg: AutoLRSConfig, state: Controller, value, stage_starts) -> jax.Array:
   """The stage's starting loss, the reference of a blown-up exploitation.
 
-  The paper's mode takes the stage's first loss. With a budget it is the mean
-  of the first losses of all the stage's probes, each at the snapshot: a
-  single minibatch loss is too noisy a reference once losses are small.
+  It is the mean of the first losses of all the stage's probes, each at the
+  snapshot (the paper's reference takes the stage's first loss): a single
+  minibatch loss is too noisy a reference once losses are small.
   """
+  del cfg
   finite = jnp.isfinite(value)
-  if not cfg.budgeted:
-    return jnp.where(stage_starts & finite, value, state.stage_loss)
   probe_starts = (state.phase == PROBE) & (state.phase_step == 0) & finite
   n = state.trial.astype(jnp.float32)
   mean = jnp.where(stage_starts, value, (n * state.stage_loss + value) / (n + 1.0))
@@ -494,19 +517,18 @@ def ladder_vertex(cfg: AutoLRSConfig, state: Controller) -> tuple[jax.Array, jax
   return jnp.exp(vertex).astype(jnp.float32), ok
 
 
-def keeps_probe(cfg: AutoLRSConfig, state: Controller, score, diverged) -> jax.Array:
+def keeps_probe(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
   """Budget: whether the stage's last probe ends as the start of its exploitation.
 
   It does when it did not diverge and its LR is the stage's choice: training
   goes on from it instead of restarting at the snapshot, so its steps count.
+  ``signals`` hold the ended probe's score.
   """
   if not (cfg.budgeted and cfg.budget.keep_winning_probe):
     return jnp.zeros([], bool)
-  last = state.trial == cfg.stages.trials(state.stage) - 1
-  recorded = state._replace(
-      trial=state.trial + 1,
-      trial_forecasts=state.trial_forecasts.at[state.trial].set(score))
-  return last & ~diverged & (chosen_lr(cfg, recorded) == state.trial_lrs[state.trial])
+  recorded = record_trial(cfg, state, signals)
+  return (search_ends(cfg, state, signals) & ~signals.probe_diverged
+          & (chosen_lr(cfg, recorded) == state.trial_lrs[state.trial]))
 
 
 # --- Act ---------------------------------------------------------------------
@@ -531,9 +553,7 @@ def act(*, restores, skip, base_updates, learning_rate, params, snapshot_params)
 
 def choose_event(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
   """The transition that ends this step (an index of :data:`TRANSITIONS`)."""
-  last_trial = state.trial == cfg.stages.trials(state.stage) - 1
-  if cfg.ladder:
-    last_trial |= (state.stage == 0) & ladder_passed(cfg, state, signals)
+  last_trial = search_ends(cfg, state, signals)
   after_exploit = START_STAGE
   if cfg.budgeted:
     after_exploit = jnp.where(cfg.stages.is_last_stage(state.stage), START_ANNEAL, START_STAGE)
@@ -546,6 +566,27 @@ def choose_event(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax
   )
 
 
+def search_ends(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
+  """Whether the probe that ends at this step (scored in ``signals``) is the
+  stage's last: the stage's trials are done, or the ladder stops."""
+  last_trial = state.trial == cfg.stages.trials(state.stage) - 1
+  if not cfg.ladder:
+    return last_trial
+  if not cfg.budget.count_diverged_rungs:
+    # Diverged rungs do not count: the ladder ends after first_trials rungs
+    # that did not diverge, at its last rung, or before overrunning its calls.
+    finished_ok = jnp.sum((jnp.arange(cfg.num_trials) < state.trial) & ~state.trial_diverged)
+    tau_probe, _ = cfg.stages.lengths(state.stage)
+    spent = state.count + 1 - cfg.warmup_steps
+    allowed = cfg.budget.ladder_overrun * cfg.stages.trials(state.stage) * tau_probe
+    ladder_full = ((finished_ok + (~signals.probe_diverged).astype(jnp.int32)
+                    >= cfg.stages.trials(state.stage))
+                   | (state.trial == cfg.num_trials - 1)
+                   | (spent + tau_probe > allowed))
+    last_trial = jnp.where(state.stage == 0, ladder_full, last_trial)
+  return last_trial | ((state.stage == 0) & ladder_passed(cfg, state, signals))
+
+
 def ladder_passed(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
   """Ladder: the ended probe scores worse than an LR above it, or hit ``min_lr``.
 
@@ -555,7 +596,7 @@ def ladder_passed(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> ja
   finished = (jnp.arange(cfg.num_trials) < state.trial) & ~state.trial_diverged
   best_above = jnp.min(jnp.where(finished, state.trial_forecasts, jnp.inf))
   worse = ~signals.probe_diverged & (signals.probe_score > best_above)
-  return worse | (state.learning_rate <= cfg.min_lr * (1 + 1e-6))
+  return worse | (state.trial_lrs[state.trial] <= cfg.min_lr * (1 + 1e-6))
 
 
 def ladder_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
@@ -607,19 +648,34 @@ def cooled_loss(cfg: AutoLRSConfig, losses, observed, tau_probe) -> jax.Array:
   return jnp.sum(jnp.where(tail, losses, 0.0)) / jnp.maximum(jnp.sum(tail), 1)
 
 
-def probe_lr(cfg: AutoLRSConfig, state: Controller, phase_step) -> jax.Array:
-  """The LR of probe step ``phase_step``: its trial's LR, cooled at the end.
+def probe_factor(cfg: AutoLRSConfig, stage, phase_step) -> jax.Array | float:
+  """The fraction of its trial's LR that probe step ``phase_step`` applies.
 
-  Over the last ``cooldown_steps`` of a cooldown probe the LR falls linearly
-  towards zero (``k / (c + 1)`` of it, ``k = c .. 1``).
+  A budget's probe warms up over its first ``probe_warmup`` fraction (``k /
+  (w + 1)``, ``k = 1 .. w``) and, scored by ``'cooldown'``, decays over its
+  last ``cooldown_steps`` (``k / (c + 1)``, ``k = c .. 1``); 1 otherwise.
   """
-  nominal = state.trial_lrs[state.trial]
-  if not (cfg.budgeted and cfg.budget.score == "cooldown"):
-    return nominal
-  tau_probe, _ = cfg.stages.lengths(state.stage)
-  c = cooldown_steps(cfg, tau_probe)
-  factor = jnp.clip((tau_probe - phase_step) / (c + 1.0), 0.0, 1.0)
-  return nominal * factor
+  if not cfg.budgeted:
+    return 1.0
+  tau_probe, _ = cfg.stages.lengths(stage)
+  factor = jnp.ones([], jnp.float32)
+  if cfg.budget.probe_warmup > 0:
+    w = warmup_probe_steps(cfg, tau_probe)
+    factor = jnp.minimum(factor, (phase_step + 1) / (w + 1.0))
+  if cfg.budget.score == "cooldown":
+    c = cooldown_steps(cfg, tau_probe)
+    factor = jnp.minimum(factor, (tau_probe - phase_step) / (c + 1.0))
+  return jnp.clip(factor, 0.0, 1.0)
+
+
+def warmup_probe_steps(cfg: AutoLRSConfig, tau_probe) -> jax.Array:
+  """Steps at the start of a probe over which its LR ramps up."""
+  return jnp.maximum(jnp.round(cfg.budget.probe_warmup * tau_probe), 1).astype(jnp.int32)
+
+
+def probe_lr(cfg: AutoLRSConfig, state: Controller, phase_step) -> jax.Array:
+  """The LR of probe step ``phase_step``: its trial's, warmed up and cooled."""
+  return state.trial_lrs[state.trial] * probe_factor(cfg, state.stage, phase_step)
 
 
 def record_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
@@ -715,6 +771,7 @@ def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   observed = jnp.arange(cfg.num_trials) < state.trial
   x = unit_from_lr(cfg, state.trial_lrs)
   ceiling = jnp.min(jnp.where(observed & state.trial_diverged, x, jnp.inf))
+  ceiling = jnp.minimum(ceiling, unit_from_lr(cfg, state.lr_ceiling))
   grid = cfg.grid
   allowed = grid < ceiling
   if cfg.budgeted:
@@ -742,7 +799,7 @@ def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals,
     lr = jnp.where(is_last & any_ok, designated, lr)
   return state._replace(
       phase_step=jnp.zeros_like(state.phase_step),
-      learning_rate=lr,
+      learning_rate=(lr * probe_factor(cfg, state.stage, 0)).astype(jnp.float32),
       trial_lrs=state.trial_lrs.at[state.trial].set(lr),
       probe_losses=jnp.zeros_like(signals.losses),
   )
@@ -771,9 +828,10 @@ def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
                   key: jax.Array) -> Controller:
   """The exploitation blew up: restart it from the snapshot at a smaller LR.
 
-  The failed LR counts as diverged; the new one is the best forecast among
-  the smaller LRs probed that did not diverge, or a tenth of the failed
-  one (at least ``min_lr``) when none is left.
+  The failed LR counts as diverged, and no later stage probes it or above
+  (``lr_ceiling``); the new one is the best forecast among the smaller LRs
+  probed that did not diverge, or a tenth of the failed one (at least
+  ``min_lr``) when none is left.
   """
   del signals, key
   failed = state.learning_rate
@@ -787,6 +845,7 @@ def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
       phase_step=jnp.zeros_like(state.phase_step),
       learning_rate=lr.astype(jnp.float32),
       trial_diverged=diverged,
+      lr_ceiling=jnp.minimum(state.lr_ceiling, failed),
   )
 
 
@@ -799,7 +858,7 @@ def start_stage(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   if cfg.ladder_only:  # The warm-up ended: the ladder starts at max_lr.
     lr = jnp.float32(cfg.max_lr)
   elif not cfg.budgeted:
-    lr = random_lr(cfg, key)
+    lr = random_lr(cfg, key, state.lr_ceiling)
   else:
     # The incumbent waits in the new stage's last slot (see incumbent_lr).
     last = cfg.stages.trials(stage) - 1
@@ -813,7 +872,7 @@ def start_stage(cfg: AutoLRSConfig, state: Controller, signals: Signals,
       phase=jnp.asarray(PROBE, jnp.int32),
       trial=jnp.zeros_like(state.trial),
       phase_step=jnp.zeros_like(state.phase_step),
-      learning_rate=lr,
+      learning_rate=(lr * probe_factor(cfg, stage, 0)).astype(jnp.float32),
       trial_lrs=trial_lrs.at[0].set(lr),
       trial_forecasts=jnp.zeros_like(state.trial_forecasts),
       trial_diverged=jnp.zeros_like(state.trial_diverged),

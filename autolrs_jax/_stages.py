@@ -125,12 +125,20 @@ class BudgetPlan(NamedTuple):
   # probes favour lower LRs (short-horizon bias) and lost to holding the
   # first stage's choice until the anneal (benchmark ablation 'three-stages').
   stage_weights: tuple[float, ...] = (1.0,)
-  first_trials: int = 5  # Probes of the first stage: a search of the whole range.
+  # Probes of the first stage, a search of the whole range. A ladder's rungs
+  # that diverge do not count (they end within a few calls), so a generous
+  # max_lr costs calls, not the search; see ``ladder_overrun``.
+  first_trials: int = 5
   # The first stage's search: 'ladder' probes max_lr, then each LR a factor
   # ``ladder_factor`` below the last, and stops at the first LR that scores
   # worse than the one above it; 'bo' proposes by Bayesian optimisation.
   first_search: str = "ladder"
   ladder_factor: float = 10.0 ** 0.5
+  # The ladder stops before a probe that would take its probes past this
+  # multiple of their planned calls (``first_trials`` probes), diverged rungs
+  # included; 1.0 with ``count_diverged_rungs`` is the old five-probe cap.
+  ladder_overrun: float = 2.0
+  count_diverged_rungs: bool = False  # True: a diverged rung uses up a probe of the ladder.
   # The ladder's choice between its rungs: the vertex, in log-LR, of the
   # parabola through the best rung's score and its two neighbours', when it
   # lies below the rung ``prefer_larger`` chose (False: that rung).
@@ -146,6 +154,11 @@ class BudgetPlan(NamedTuple):
   # the loss this LR would give if annealed now).
   score: str = "forecast"
   cooldown_fraction: float = 0.3
+  # Each probe's LR ramps up linearly over its first ``probe_warmup``
+  # fraction (``k / (w + 1)`` of it, ``k = 1 .. w``), as a tuned schedule
+  # warms up: without it a probe from the initial parameters at its full LR
+  # can diverge where the same LR after a warm-up trains best.
+  probe_warmup: float = 0.0
   # Choose the largest LR that did not diverge and scores within this fraction
   # of the best score (0: the best): short probes favour small LRs.
   prefer_larger: float = 0.05
@@ -168,6 +181,12 @@ def check_plan(plan: BudgetPlan) -> None:
   check(plan.trust_region is None or plan.trust_region > 1, "trust_region", "None or > 1",
         plan.trust_region)
   check(plan.score in SCORES, "score", f"one of {SCORES}", plan.score)
+  check(0 <= plan.cooldown_fraction < 1, "cooldown_fraction", "in [0, 1)",
+        plan.cooldown_fraction)
+  check(0 <= plan.probe_warmup < 1, "probe_warmup", "in [0, 1)", plan.probe_warmup)
+  check(plan.probe_warmup + (plan.cooldown_fraction if plan.score == "cooldown" else 0) < 1,
+        "probe_warmup", "< 1 - cooldown_fraction (with score='cooldown')", plan.probe_warmup)
+  check(plan.ladder_overrun >= 1, "ladder_overrun", ">= 1", plan.ladder_overrun)
 
 
 def budget_schedule(total_steps: int, plan: BudgetPlan, warmup_steps: int,

@@ -54,8 +54,7 @@ def _record(task, method, seed, lr, steps, eval_every, run: runner.Run) -> dict:
       "eval_every": eval_every,
       "eval_steps": run.eval_steps.tolist(), "val_loss": run.val_loss.tolist(),
       "final_val_loss": run.final_val_loss, "test_loss": run.test_loss,
-      "test_metric": (run.test_accuracy if TASKS[task].classification
-                      else run.test_loss / np.log(2.0)),
+      "test_metric": TASKS[task].test_metric(run.test_loss, run.test_accuracy),
       "wall_seconds": run.wall_seconds,
       "probe_fraction": float(np.mean(run.phase == 1)) if autolrs_run else None,
       "bo_stages": run.bo_stages,

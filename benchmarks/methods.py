@@ -77,6 +77,14 @@ ABLATIONS = (
      dict(prefer_larger=0.0)),
     ("no-kept-probe", "the winning last probe is restored and re-run",
      dict(keep_winning_probe=False)),
+    ("count-diverged", "diverged rungs use up the ladder's five probes",
+     dict(count_diverged_rungs=True, ladder_overrun=1.0)),
+    ("probe-warmup", "each probe warms up over its first quarter",
+     dict(probe_warmup=0.25)),
+    ("cooldown", "each probe cools down over its last 30%, scored at its end",
+     dict(score="cooldown")),
+    ("warmup-cooldown", "probes warm up over their first quarter and cool down over their last 30%",
+     dict(probe_warmup=0.25, score="cooldown")),
 )
 
 

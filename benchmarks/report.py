@@ -109,7 +109,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     out[task_name] = {
         "description": task.description,
         "grid": sorted({r["lr"] for r in runs if r["method"] == "cosine"}),
-        "metric": "test accuracy" if task.classification else "test bits per byte",
+        "metric": task.metric_name,
+        "split": task.split,
         "steps": steps,
         "eval_every": runs[0]["eval_every"],
         "optimizer": task.optimizer,

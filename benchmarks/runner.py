@@ -24,7 +24,6 @@ from optax import contrib
 import autolrs_jax
 from benchmarks import training
 from benchmarks.methods import Method
-from benchmarks.tasks import loss_on_logits
 from benchmarks.tasks import model_loss
 from benchmarks.tasks import Task
 
@@ -41,7 +40,7 @@ class Run(NamedTuple):
   restored: np.ndarray  # AutoLRS: the step returned to its stage's snapshot.
   final_val_loss: float
   test_loss: float
-  test_accuracy: float  # NaN for the language model.
+  test_accuracy: float  # NaN unless the task's metric is accuracy.
   wall_seconds: float  # Training and evaluation, compilation included.
   val_logits: np.ndarray | None  # Final model's, for ensembles (classification only).
   test_logits: np.ndarray | None
@@ -76,7 +75,7 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
   autolrs_inside = training.controller_in(opt_state)
   signal = data._replace(x_val=data.x_val[:task.val_signal_size],
                          y_val=data.y_val[:task.val_signal_size])
-  step = training.make_step(model_loss(graphdef), tx, signal, task.batch_size,
+  step = training.make_step(model_loss(graphdef, task.loss), tx, signal, task.batch_size,
                             pass_value=method.passes_value, opt_state=opt_state)
 
   @jax.jit
@@ -85,7 +84,7 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
 
   def evaluate(p, s, x, y):
     out = _batched(lambda xb: logits(p, s, xb), jnp.asarray(x), task.eval_batch)
-    return out, float(loss_on_logits(out, jnp.asarray(y)))
+    return out, float(task.loss(out, jnp.asarray(y)))
 
   x_curve, y_curve = data.x_val[:task.curve_val_size], data.y_val[:task.curve_val_size]
   start = time.perf_counter()
@@ -102,7 +101,7 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
   val_logits, final_val = evaluate(params, opt_state, data.x_val, data.y_val)
   test_logits, test_loss = evaluate(params, opt_state, data.x_test, data.y_test)
   test_accuracy = (float(jnp.mean(jnp.argmax(test_logits, -1) == jnp.asarray(data.y_test)))
-                   if task.classification else float("nan"))
+                   if task.metric == "accuracy" else float("nan"))
   wall = time.perf_counter() - start
   train_loss, learning_rate, phase, stage, restored = (
       np.asarray(c) for c in zip(*jax.device_get(records)))

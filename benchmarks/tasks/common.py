@@ -25,9 +25,10 @@ def loss_on_logits(logits, labels):
   return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
-def model_loss(graphdef: nnx.GraphDef) -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
+def model_loss(graphdef: nnx.GraphDef, loss: Callable[[Any, Any], jax.Array] = loss_on_logits
+               ) -> Callable[[Any, jax.Array, jax.Array], jax.Array]:
   """``loss(params, x, y)`` of the model ``nnx.merge(graphdef, params)``."""
-  return lambda params, x, y: loss_on_logits(nnx.merge(graphdef, params)(x), y)
+  return lambda params, x, y: loss(nnx.merge(graphdef, params)(x), y)
 
 
 def accuracy(graphdef: nnx.GraphDef, params, x, y) -> float:
