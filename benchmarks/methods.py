@@ -49,15 +49,21 @@ def _autolrs(optimizer: str):
   return build
 
 
-def _autolrs_budget(**plan_changes):
+# The range robustness row widens the task's LR range by this factor on each side.
+WIDE_RANGE = 10.0
+
+
+def _autolrs_budget(widen: float = 1.0, **plan_changes):
   """AutoLRS given only the task optimizer's LR range and the budget.
 
   ``plan_changes`` switch mechanisms of the default :class:`BudgetPlan` off,
-  for the ablation rows.
+  for the ablation rows; ``widen`` divides the range's bottom and multiplies
+  its top (an untuned user does not know the range either).
   """
   def build(task, steps, seed, lr):
     del lr
     lo, hi = LR_RANGES[task.optimizer]
+    lo, hi = lo / widen, hi * widen
     plan = autolrs_jax.BudgetPlan()._replace(**plan_changes) if plan_changes else None
     return autolrs_jax.autolrs(base_optimizer(task.optimizer, 1.0), min_lr=lo, max_lr=hi,
                                total_steps=steps, budget=plan, seed=seed)
@@ -166,6 +172,9 @@ METHODS = {m.name: m for m in (
     Method("autolrs-budget", AUTO,
            "AutoLRS with total_steps: stages planned to the budget, then an anneal",
            _autolrs_budget(), passes_value=True),
+    Method("autolrs-budget-wide", AUTO,
+           f"AutoLRS with total_steps, its LR range {WIDE_RANGE:g}x wider on each side",
+           _autolrs_budget(widen=WIDE_RANGE), passes_value=True),
     *(Method(f"autolrs-budget:{name}", AUTO, f"ablation: {what}",
              _autolrs_budget(**changes), passes_value=True)
       for name, what, changes in ABLATIONS),
