@@ -90,6 +90,10 @@ def test_a_budget_too_small_to_plan_is_refused(plan, total):
     (dict(budget=autolrs_jax.BudgetPlan(trust_region=1.0)), "trust_region"),
     (dict(budget=autolrs_jax.BudgetPlan(first_search="grid")), "first_search"),
     (dict(budget=autolrs_jax.BudgetPlan(ladder_factor=1.0)), "ladder_factor"),
+    (dict(budget=autolrs_jax.BudgetPlan(ladder_overrun=0.5)), "ladder_overrun"),
+    (dict(budget=autolrs_jax.BudgetPlan(probe_warmup=1.0)), "probe_warmup"),
+    (dict(budget=autolrs_jax.BudgetPlan(probe_warmup=0.5, score="cooldown",
+                                        cooldown_fraction=0.5)), "probe_warmup"),
 ])
 def test_budget_hyperparameters_are_checked(kw, name):
   with pytest.raises(ValueError, match=name):
@@ -188,6 +192,21 @@ def test_cooldown_probes_decay_their_lr_linearly_over_their_last_steps():
   assert want[-1] < nominal / c  # Near zero at its end.
 
 
+def test_warmup_probes_ramp_their_lr_linearly_over_their_first_steps():
+  plan = autolrs_jax.BudgetPlan(probe_warmup=0.25)
+  tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=1.0,
+                           total_steps=TOTAL, budget=plan)
+  records, _, _ = run(tx, 60)
+  p = _stages.budget_schedule(TOTAL, plan, 0, 16, None).probe_steps[0]
+  w = round(0.25 * p)
+  for trial in (0, 1):  # The stage's first probe (set at init) and a later one.
+    probe = [r["before"] for r in records
+             if r["before"].phase == autolrs_jax.PROBE and r["before"].trial == trial]
+    nominal = probe[0].trial_lrs[trial]
+    want = [nominal * min(1.0, (j + 1) / (w + 1)) for j in range(len(probe))]
+    np.testing.assert_allclose([b.learning_rate for b in probe], want, rtol=1e-6)
+
+
 def first_stage_probes(records):
   """``[(lr, score, diverged)]`` of the first stage's probes, in order."""
   state = [r["before"] for r in records if r["before"].stage == 0]
@@ -240,3 +259,31 @@ def test_the_default_plan_is_one_stage_then_the_anneal(default_run):
   schedule = _stages.budget_schedule(TOTAL, autolrs_jax.BudgetPlan(), 0, 16, None)
   assert np.all(phase[schedule.stage_ends[0]:] == autolrs_jax.ANNEAL)
   assert np.mean(phase == autolrs_jax.PROBE) <= autolrs_jax.BudgetPlan().probe_fraction + 1e-9
+
+
+def test_a_ladder_whose_first_rungs_diverge_goes_on_down_and_holds_an_lr_it_probed():
+  # From max_lr = 1000 the rungs 1000 .. ~1 diverge on this quadratic (SGD-momentum
+  # is stable below ~0.95): they end within a few calls and do not use up the
+  # ladder's five probes, which go on to LRs that train.
+  tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-4, max_lr=1000.0,
+                           total_steps=TOTAL)
+  records, traces, _ = run(tx, TOTAL)
+  assert traces == 1
+  probes = first_stage_probes(records)
+  diverged = [lr for lr, _, d in probes if d]
+  held = [lr for lr, _, d in probes if not d]
+  assert len(diverged) >= 5 and len(held) >= 2
+  assert max(held) < min(diverged)
+  phase = column(records, "phase")
+  exploited = column(records, "learning_rate")[phase == autolrs_jax.EXPLOIT]
+  # What it holds lies among the LRs it probed and saw train, not at min_lr.
+  assert min(held) * (1 - 1e-5) <= exploited[0] <= max(held) * (1 + 1e-5)
+  assert np.mean(phase == autolrs_jax.PROBE) <= 0.25
+  # Counting diverged rungs (the old five-probe cap), the ladder ends on them
+  # and the stage falls back to min_lr.
+  old = autolrs_jax.BudgetPlan(count_diverged_rungs=True, ladder_overrun=1.0)
+  tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-4, max_lr=1000.0,
+                           total_steps=TOTAL, budget=old)
+  records, _, _ = run(tx, TOTAL)
+  exploited = column(records, "learning_rate")[column(records, "phase") == autolrs_jax.EXPLOIT]
+  assert exploited[0] == pytest.approx(1e-4)

@@ -188,13 +188,51 @@ def test_observe_ends_a_probe_at_its_last_step_or_on_a_nan():
 
 def test_observe_skips_a_nan_step_outside_probes_and_flags_a_blow_up():
   cfg = config()
-  s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(5),
+  s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(12),
                  stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0))
   assert bool(A.observe(cfg, s, measured(np.nan), validating=False).skip)
-  # Moves the ten-step average to 4.9 > 3x the stage's 1.0.
+  # Moves the ten-step average to 4.9 > 1.5x the stage's 1.0 (the paper's mode).
   sig = A.observe(cfg, s, measured(40.0), validating=False)
   assert bool(sig.exploit_blows_up) and not bool(sig.exploit_ends) and bool(sig.restores)
   assert bool(sig.something_ends)
+  # Not within the first ten steps of the exploitation: its average is one loss.
+  early = A.observe(cfg, s._replace(phase_step=jnp.int32(5)), measured(40.0), validating=False)
+  assert not bool(early.exploit_blows_up)
+
+
+@pytest.mark.parametrize("average,lr,blows_up", [
+    (1.05, 0.3, True),  # Ends above its start: no progress, retried lower.
+    (1.0, 0.3, True),  # Ends at its start (a classifier collapsed to chance stays there).
+    (0.9, 0.3, False),  # Made progress: the stage ends.
+    (1.05, 1e-3, False),  # At min_lr there is nothing lower to retry.
+])
+def test_paper_mode_retries_an_exploitation_that_ends_no_lower_than_its_stage_began(
+    average, lr, blows_up):
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(TAU - 1),
+                 learning_rate=jnp.float32(lr), stage_loss=jnp.float32(1.0),
+                 exploit_loss=jnp.float32(average))
+  sig = A.observe(cfg, s, measured(average), validating=False)
+  assert bool(sig.exploit_blows_up) == blows_up
+  assert bool(sig.exploit_ends) == (not blows_up)
+
+
+def test_a_blown_up_exploitation_caps_the_lrs_of_later_stages():
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(7),
+                 learning_rate=jnp.float32(0.3), trial=jnp.int32(NUM_TRIALS),
+                 trial_lrs=jnp.asarray([0.01, 0.02, 0.3], jnp.float32),
+                 trial_forecasts=jnp.asarray([0.8, 0.6, 0.1], jnp.float32))
+  retried = A.retry_exploit(cfg, s, signals(cfg), KEY)
+  assert float(retried.lr_ceiling) == pytest.approx(0.3)
+  assert float(A.init_controller(cfg).lr_ceiling) == np.inf
+  # The next stages' random first probes and BO proposals stay below it.
+  for key in A.jax.random.split(KEY, 20):
+    opened = A.start_stage(cfg, retried, signals(cfg), key)
+    assert float(opened.learning_rate) < 0.3
+    probe = decaying_probe(cfg)
+    ended = A.next_trial(cfg, opened, ended_probe(cfg, opened, **probe), key)
+    assert float(ended.learning_rate) < 0.3
 
 
 def test_a_probe_ends_as_diverged_when_its_step_would_pass_the_drift_limit():
