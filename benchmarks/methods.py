@@ -53,7 +53,7 @@ def _autolrs(optimizer: str):
 WIDE_RANGE = 10.0
 
 
-def _autolrs_budget(widen: float = 1.0, **plan_changes):
+def _autolrs_budget(widen: float = 1.0, max_probe_drift: float | None = None, **plan_changes):
   """AutoLRS given only the task optimizer's LR range and the budget.
 
   ``plan_changes`` switch mechanisms of the default :class:`BudgetPlan` off,
@@ -65,10 +65,33 @@ def _autolrs_budget(widen: float = 1.0, **plan_changes):
     lo, hi = LR_RANGES[task.optimizer]
     lo, hi = lo / widen, hi * widen
     plan = autolrs_jax.BudgetPlan()._replace(**plan_changes) if plan_changes else None
+    drift = {} if max_probe_drift is None else {"max_probe_drift": max_probe_drift}
     return autolrs_jax.autolrs(base_optimizer(task.optimizer, 1.0), min_lr=lo, max_lr=hi,
-                               total_steps=steps, budget=plan, seed=seed)
+                               total_steps=steps, budget=plan, seed=seed, **drift)
   return build
 
+
+# Mechanisms tried against short-horizon bias and false divergences on the
+# tuning tasks, none of which beat the default there (issue 26): (name, what
+# changes, changes).
+CANDIDATES = (
+    ("count-diverged", "diverged rungs use up the ladder's five probes (the old cap)",
+     dict(count_diverged_rungs=True, ladder_overrun=1.0)),
+    ("probe-warmup", "each probe warms up over its first quarter",
+     dict(probe_warmup=0.25)),
+    ("cooldown", "each probe cools down over its last 30%, scored at its end",
+     dict(score="cooldown")),
+    ("warmup-cooldown", "probes warm up over their first quarter and cool down over their last 30%",
+     dict(probe_warmup=0.25, score="cooldown")),
+    ("drift10", "a probe ends as diverged only past a path of 10x the snapshot's norm (not 2x)",
+     dict(max_probe_drift=10.0)),
+    ("drift10-end", "drift 10x, probes scored by their fit at their own end (no extrapolation)",
+     dict(max_probe_drift=10.0, score="end")),
+    ("drift10-warmup", "drift 10x, probes warm up over their first quarter",
+     dict(max_probe_drift=10.0, probe_warmup=0.25)),
+    ("drift10-cooldown", "drift 10x, probes cool down over their last 30%, scored at their end",
+     dict(max_probe_drift=10.0, score="cooldown")),
+)
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).
 ABLATIONS = (
@@ -83,14 +106,6 @@ ABLATIONS = (
      dict(prefer_larger=0.0)),
     ("no-kept-probe", "the winning last probe is restored and re-run",
      dict(keep_winning_probe=False)),
-    ("count-diverged", "diverged rungs use up the ladder's five probes",
-     dict(count_diverged_rungs=True, ladder_overrun=1.0)),
-    ("probe-warmup", "each probe warms up over its first quarter",
-     dict(probe_warmup=0.25)),
-    ("cooldown", "each probe cools down over its last 30%, scored at its end",
-     dict(score="cooldown")),
-    ("warmup-cooldown", "probes warm up over their first quarter and cool down over their last 30%",
-     dict(probe_warmup=0.25, score="cooldown")),
 )
 
 
@@ -178,6 +193,9 @@ METHODS = {m.name: m for m in (
     *(Method(f"autolrs-budget:{name}", AUTO, f"ablation: {what}",
              _autolrs_budget(**changes), passes_value=True)
       for name, what, changes in ABLATIONS),
+    *(Method(f"autolrs-budget:{name}", AUTO, f"candidate: {what}",
+             _autolrs_budget(**changes), passes_value=True)
+      for name, what, changes in CANDIDATES),
     Method("exptest", AUTO, "ExpTest-style tests on the loss curve, from the range's bottom",
            _exptest, passes_value=True),
     Method("constant", GRID, "constant LR, best of the grid", _constant),
