@@ -1068,27 +1068,31 @@ def autolrs(
   loss the base optimizer is fed a zero gradient instead of the step's; after
   a NaN/Inf update with a finite loss it goes on from its state at the
   stage's snapshot. NaN never reaches the GP, the parameters or the base
-  optimizer's state. An exploitation whose loss (a ten-step moving average)
-  climbs above 3x the stage's starting loss was a bad pick that short probes
-  could not see: it restarts from the snapshot at the best-forecast smaller LR that
-  did not diverge (or a tenth of its LR), the steps spent still counting.
+  optimizer's state. An exploitation whose loss (a ten-step moving average,
+  judged from its tenth step) climbs above 1.5x the stage's starting loss (the
+  mean of its probes' first losses) was a bad pick that short probes could
+  not see: it restarts from the snapshot at the best-forecast smaller LR that
+  did not diverge (or a tenth of its LR), the steps spent still counting, and
+  no later stage probes that LR or above. In the paper's mode an
+  exploitation that ends no lower than its stage started (a model collapsed
+  to chance stays at its starting loss) is retried the same way, while its
+  LR is above ``min_lr``.
 
   **With a budget** (``total_steps``), AutoLRS plans its search to fill
   exactly ``total_steps`` update calls (warm-up included) and ends with an
   anneal, as a tuned warmup-stable-decay schedule does
-  (:class:`autolrs_jax.BudgetPlan` holds each choice): one search, then the
-  chosen LR held until the last 20% of the budget, over which it decays
-  linearly to zero at the last call. The search is a descending ladder:
-  probes at ``max_lr``, then each a factor sqrt(10) below the last, stopping
-  at the first LR that scores worse than one above it (at most 5 probes,
-  sharing 10% of the budget). It chooses the largest LR that did not diverge
-  and scores within 5% of the best: short probes favour LRs below the best
-  one for the whole budget; below that choice, it takes the vertex of the
-  parabola (in log-LR) through the best rung's score and its neighbours',
-  when neither neighbour diverged. The last probe is kept, not restored, when its LR
-  is the choice. The run never ends inside a probe. ``BudgetPlan`` also
-  offers several stages (later ones searching by BO around the incumbent),
-  the paper's BO for the first search, and other probe scores; the benchmark's
+  (:class:`autolrs_jax.BudgetPlan` holds each choice and its default): one
+  search, then the chosen LR held until the anneal, over which it decays
+  linearly to zero at the last call. The search is a descending ladder from
+  ``max_lr``, stopping at the first LR that scores worse than one above it;
+  a rung that diverges ends within a few calls and does not count as one of
+  its probes. It chooses the largest LR that did not diverge and scores
+  within a tolerance of the best, or below it the vertex of the parabola (in
+  log-LR) through the best rung's score and its neighbours'. The last probe
+  is kept, not restored, when its LR is the choice. The run never ends
+  inside a probe. ``BudgetPlan`` also offers several stages (later ones
+  searching by BO around the incumbent), the paper's BO for the first
+  search, probes that warm up, and other probe scores; the benchmark's
   ablation measures each. ``tau``, ``tau_probe``, ``num_trials`` and
   ``tau_max`` belong to the paper's schedule and cannot be given with
   ``total_steps``. Past ``total_steps`` the LR stays 0.

@@ -135,11 +135,14 @@ def is_ablation(name: str) -> bool:
 
 
 def markdown(summary: dict[str, Any], machine: str) -> str:
-  lines = []
+  lines = ["#### Does AutoLRS's choice hold? Tuning and test tasks", "",
+           "Medians over seeds of the final validation loss. ✓/✗: at or below the cosine and "
+           "the LR-free peers, within 2% with the wider range, a paper-mode worst seed within "
+           "2× of the cosine's on that seed.", ""] + choice_markdown(summary) + [""]
   for task_name, t in summary.items():
     grid = ", ".join(f"{lr:.3g}" for lr in t["grid"])
     lines += [
-        f"#### {task_name}: {t['description']}",
+        f"#### {task_name} ({t.get('split', 'tuning')} task): {t['description']}",
         "",
         f"{t['steps']} update calls per run (AutoLRS's probe steps included), validation "
         f"every {t['eval_every']}; tuned schedules on {t['optimizer']}, grid of "
@@ -168,8 +171,8 @@ def ablation_markdown(t: dict[str, Any]) -> list[str]:
   variants = [r for r in t["rows"] if is_ablation(r["method"])]
   if not variants:
     return []
-  lines = ["| ablation (seed 0) | switched off | final val loss | ÷ full method's | ÷ cosine's | "
-           "probing |", "|---|---|---:|---:|---:|---:|"]
+  lines = ["| ablation or candidate | change | final val loss | ÷ full method's (per seed) | "
+           "÷ cosine's | probing |", "|---|---|---:|---:|---:|---:|"]
   by_name = {r["method"]: r for r in t["rows"]}
   full_rows = {}
   for r in variants:
@@ -177,17 +180,86 @@ def ablation_markdown(t: dict[str, Any]) -> list[str]:
     full_rows.setdefault(full["method"] if full else None, full)
   for name, full in full_rows.items():
     if full is not None and "0" in full["per_seed"]:
-      lines.append(f"| {name} (full) | — | {full['per_seed']['0']:.4g} | 1 | — | — |")
+      per_seed = " ".join(f"{full['per_seed'][k]:.4g}" for k in sorted(full["per_seed"]))
+      lines.append(f"| {name} (full) | — | {per_seed} | 1 | — | — |")
   for r in variants:
     full = by_name.get(r["method"].split(":")[0])
     ratio = "—"
     if full is not None and full.get("per_seed"):
       pairs = [(v, full["per_seed"][s]) for s, v in r["per_seed"].items() if s in full["per_seed"]]
       ratio = " ".join(f"{v / f:.3g}" for v, f in pairs) or "—"
-    lines.append(f"| {r['method']} | {r['description'].removeprefix('ablation: ')} | "
+    what = r["description"].removeprefix("ablation: ").removeprefix("candidate: ")
+    lines.append(f"| {r['method']} | {what} | "
                  f"{_fmt(r['final_val_loss'], 4)} | {ratio} | {_fmt(r['versus_cosine'], 3)} | "
                  f"{_fmt(r['probe_fraction'], pct=True)} |")
   return lines + [""]
+
+
+# The LR-free peers AutoLRS must end at or below on every test task (issue 26).
+LR_FREE_PEERS = ("prodigy-cosine", "dadapt-adamw-cosine", "schedule-free-adamw")
+PAPER_MODES = ("autolrs-sgd", "autolrs-adam")
+
+
+def _median(row: dict[str, Any] | None) -> float | None:
+  return None if row is None else row["final_val_loss"]["median"]
+
+
+def choice_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+  """Per task, whether AutoLRS's choice holds: its median final validation loss
+  over the best-of-grid cosine's, over each LR-free peer's, with the range 10x
+  wider on each side over the default range's, the paper mode's worst seed
+  over the cosine's on that seed, and the budget's largest probe fraction."""
+  out = []
+  for name, t in summary.items():
+    rows = {r["method"]: r for r in t["rows"]}
+    budget, cosine = rows.get("autolrs-budget"), rows.get("cosine")
+    if budget is None or cosine is None:
+      continue
+    ratio = lambda other: (None if _median(other) in (None, 0.0)
+                           else _median(budget) / _median(other))
+    wide = rows.get("autolrs-budget-wide")
+    out.append({
+        "task": name,
+        "split": t.get("split", "tuning"),
+        "budget": _median(budget),
+        "cosine": _median(cosine),
+        "versus_cosine": ratio(cosine),
+        "versus_peers": {p: ratio(rows.get(p)) for p in LR_FREE_PEERS},
+        "wide_versus_default": None if wide is None else _median(wide) / _median(budget),
+        "paper_worst_versus_cosine": {
+            m: rows[m]["versus_cosine"]["max"] if m in rows and rows[m]["versus_cosine"] else None
+            for m in PAPER_MODES},
+        "probe_fraction_max": (budget["probe_fraction"] or {}).get("max"),
+    })
+  return out
+
+
+def choice_markdown(summary: dict[str, Any]) -> list[str]:
+  """The table of :func:`choice_rows`."""
+  def cell(v, ok=None):
+    if v is None:
+      return "—"
+    return f"{v:.3f}" + ("" if ok is None else (" ✓" if ok else " ✗"))
+  lines = [
+      "| task | split | AutoLRS budget | best-of-grid cosine | ÷ cosine | ÷ prodigy-cosine | "
+      "÷ dadapt-cosine | ÷ schedule-free | wide range ÷ default | paper sgd, worst seed "
+      "÷ cosine | paper adam, worst seed ÷ cosine | probes (max) |",
+      "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  for r in choice_rows(summary):
+    peers = [cell(r["versus_peers"][p], None if r["versus_peers"][p] is None
+                  else r["versus_peers"][p] <= 1.0) for p in LR_FREE_PEERS]
+    wide = r["wide_versus_default"]
+    paper = [cell(r["paper_worst_versus_cosine"][m],
+                  None if r["paper_worst_versus_cosine"][m] is None
+                  else r["paper_worst_versus_cosine"][m] <= 2.0) for m in PAPER_MODES]
+    probes = "—" if r["probe_fraction_max"] is None else f"{100 * r['probe_fraction_max']:.1f}%"
+    lines.append(
+        f"| {r['task']} | {r['split']} | {r['budget']:.4g} | {r['cosine']:.4g} | "
+        f"{cell(r['versus_cosine'], r['versus_cosine'] <= 1.0)} | " + " | ".join(peers) + " | "
+        f"{cell(wide, None if wide is None else abs(wide - 1.0) <= 0.02)} | "
+        + " | ".join(paper) + f" | {probes} |")
+  return lines
 
 
 def _pyplot():

@@ -143,3 +143,25 @@ def test_buffer_allocations_count_the_buffers_of_a_branch_that_is_not_taken():
   full = overhead.buffer_allocations(overhead.untaken_branch_step(8), x, never)
   assert empty.get("constant", 0) == 0 and full["constant"] == 8  # One initial value each.
   assert full["total"] > empty["total"] + 8
+
+
+def test_choice_rows_compare_autolrs_with_the_cosine_the_peers_and_the_wide_range():
+  def runs(method, vals, **kw):
+    return [record(method, s, None, [1.0, 1.0, 1.0, v], **kw) for s, v in enumerate(vals)]
+  records = [record("cosine", s, lr, [1.0, 1.0, 1.0, v]) for lr, vals in
+             ((0.1, [0.5, 0.6, 0.7]), (1.0, [2.0, 2.0, 2.0])) for s, v in enumerate(vals)]
+  records += runs("autolrs-budget", [0.4, 0.66, 0.9], probe_fraction=0.08)
+  records += runs("autolrs-budget-wide", [0.45, 0.66, 0.9], probe_fraction=0.1)
+  records += runs("prodigy-cosine", [0.5, 0.55, 0.6])
+  records += runs("autolrs-sgd", [0.5, 1.5, 0.7])  # Seed 1: 1.5 / 0.6 = 2.5x the cosine.
+  (row,) = report.choice_rows(report.summarize(records))
+  assert row["task"] == "digits" and row["split"] == "tuning"
+  assert row["versus_cosine"] == pytest.approx(0.66 / 0.6)
+  assert row["versus_peers"]["prodigy-cosine"] == pytest.approx(0.66 / 0.55)
+  assert row["versus_peers"]["schedule-free-adamw"] is None
+  assert row["wide_versus_default"] == pytest.approx(1.0)
+  assert row["paper_worst_versus_cosine"]["autolrs-sgd"] == pytest.approx(2.5)
+  assert row["paper_worst_versus_cosine"]["autolrs-adam"] is None
+  assert row["probe_fraction_max"] == pytest.approx(0.08)
+  table = "\n".join(report.choice_markdown(report.summarize(records)))
+  assert "1.100 ✗" in table and "2.500 ✗" in table

@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from benchmarks.tasks import charlm
@@ -37,3 +38,42 @@ def test_mnist1d_splits():
   assert abs(float(np.concatenate([data.x_train, data.x_val]).mean())) < 1e-3
   logits = mnist1d.CNN(rngs=nnx.Rngs(0))(jnp.asarray(data.x_test[:5]))
   assert logits.shape == (5, 10)
+
+
+def test_the_test_tasks_are_fixed_splits_of_generated_or_shipped_data():
+  from benchmarks import tasks
+  from benchmarks.tasks import friedman, prose, sorting
+  for module in (friedman, sorting, prose):
+    a, b = module.load(), module.load()
+    for x, y in ((a.x_train, a.y_train), (a.x_val, a.y_val), (a.x_test, a.y_test)):
+      assert len(x) == len(y) > 0
+    np.testing.assert_array_equal(a.x_test, b.x_test)  # Deterministic.
+  splits = {name: t.split for name, t in tasks.TASKS.items()}
+  assert splits == {"mnist1d": "tuning", "charlm": "tuning", "digits": "tuning",
+                    "friedman": "test", "sorting": "test", "prose": "test"}
+
+
+def test_sorting_targets_are_the_sorted_inputs():
+  from benchmarks.tasks import sorting
+  data = sorting.load()
+  np.testing.assert_array_equal(data.y_val, np.sort(data.x_val, axis=1))
+  logits = sorting.Sorter(rngs=nnx.Rngs(0))(jnp.asarray(data.x_val[:3]))
+  assert logits.shape == (3, sorting.LENGTH, sorting.VOCAB)
+
+
+def test_prose_targets_are_the_byte_after_the_context():
+  from benchmarks.tasks import prose
+  data = np.frombuffer(prose.text(), dtype=np.uint8)
+  x, y = prose._examples(data[:1000], stride=1)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(x[1:, -1], y[:-1])  # The next example's context ends with it.
+  np.testing.assert_array_equal(x[0], data[:prose.CONTEXT])
+
+
+def test_friedman_scores_the_mean_squared_error_in_the_targets_units():
+  from benchmarks import tasks
+  from benchmarks.tasks import friedman
+  task = tasks.TASKS["friedman"]
+  predictions = jnp.asarray([[1.0], [3.0]])
+  assert float(task.loss(predictions, jnp.asarray([2.0, 5.0]))) == pytest.approx((1 + 4) / 2)
+  assert task.test_metric(1.25, float("nan")) == 1.25
+  assert friedman.MLP(rngs=nnx.Rngs(0))(jnp.ones((4, 10))).shape == (4, 1)
