@@ -394,10 +394,11 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   exploit_blows_up = in_exploit & (state.phase_step >= _EXPLOIT_GRACE_STEPS) & (
       exploit_loss - stage_loss > (_EXPLODE_FACTOR - 1.0) * jnp.abs(stage_loss))
   if not cfg.budgeted:
-    # An exploitation that ends no lower than its stage started made no
-    # progress (a model collapsed to chance stays at its starting loss): it is
-    # retried lower, as a blown-up one, while its LR is above min_lr.
-    exploit_blows_up |= (in_exploit & exploitation_done(cfg, state, tau)
+    # The first stage's exploitation, from the initial parameters, that ends
+    # no lower than it started learned nothing (a model collapsed to chance
+    # stays at its starting loss): it is retried lower, as a blown-up one,
+    # while its LR is above min_lr. Later stages may rightly stall.
+    exploit_blows_up |= (in_exploit & (state.stage == 0) & exploitation_done(cfg, state, tau)
                          & (exploit_loss >= stage_loss)
                          & (state.learning_rate > cfg.min_lr * (1 + 1e-6)))
   probe_ends = in_probe & ((state.phase_step == tau_probe - 1) | diverged_now)

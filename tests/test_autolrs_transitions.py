@@ -200,16 +200,19 @@ def test_observe_skips_a_nan_step_outside_probes_and_flags_a_blow_up():
   assert not bool(early.exploit_blows_up)
 
 
-@pytest.mark.parametrize("average,lr,blows_up", [
-    (1.05, 0.3, True),  # Ends above its start: no progress, retried lower.
-    (1.0, 0.3, True),  # Ends at its start (a classifier collapsed to chance stays there).
-    (0.9, 0.3, False),  # Made progress: the stage ends.
-    (1.05, 1e-3, False),  # At min_lr there is nothing lower to retry.
+@pytest.mark.parametrize("average,lr,stage,blows_up", [
+    (1.05, 0.3, 0, True),  # Ends above its start: no progress, retried lower.
+    (1.0, 0.3, 0, True),  # Ends at its start (a classifier collapsed to chance stays there).
+    (0.9, 0.3, 0, False),  # Made progress: the stage ends.
+    (1.05, 1e-3, 0, False),  # At min_lr there is nothing lower to retry.
+    (1.05, 0.3, 1, False),  # A later stage may stall (a model that fits its data).
 ])
-def test_paper_mode_retries_an_exploitation_that_ends_no_lower_than_its_stage_began(
-    average, lr, blows_up):
+def test_paper_mode_retries_a_first_exploitation_that_ends_no_lower_than_it_began(
+    average, lr, stage, blows_up):
   cfg = config()
-  s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(TAU - 1),
+  _, tau = cfg.stages.lengths(jnp.int32(stage))
+  s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(tau - 1),
+                 stage=jnp.int32(stage),
                  learning_rate=jnp.float32(lr), stage_loss=jnp.float32(1.0),
                  exploit_loss=jnp.float32(average))
   sig = A.observe(cfg, s, measured(average), validating=False)
