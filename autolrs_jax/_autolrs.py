@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from autolrs_jax import _budget
 from autolrs_jax import _common
 from autolrs_jax import _stages
 from autolrs_jax import bo
@@ -468,27 +469,25 @@ def exploitation_done(cfg: AutoLRSConfig, state: Controller, tau: jax.Array) -> 
   return at_end & (~cfg.stages.is_last_stage(state.stage) | (cfg.stages.anneal_steps > 0))
 
 
+def finished_trials(state: Controller) -> jax.Array:
+  """Which trial slots hold an ended probe of the stage."""
+  return jnp.arange(state.trial_forecasts.shape[0]) < state.trial
+
+
 def best_trial(state: Controller) -> jax.Array:
   """Index of the finished trial with the lowest score."""
-  finished = jnp.arange(state.trial_forecasts.shape[0]) < state.trial
-  return _common.argmin(jnp.where(finished, state.trial_forecasts, jnp.inf))
+  return _budget.best_index(state.trial_forecasts, finished_trials(state))
 
 
 def chosen_trial(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
-  """Index of the finished trial with the lowest score (diverged ones score worst).
-
-  With a budget's ``prefer_larger`` tolerance: the largest LR among the trials
-  that did not diverge and score within the tolerance of the best.
-  """
-  best = best_trial(state)
+  """Index of the finished trial with the lowest score (diverged ones score worst),
+  or with a budget's ``prefer_larger`` the largest LR near it
+  (:func:`autolrs_jax._budget.largest_within`)."""
   if not (cfg.budgeted and cfg.budget.prefer_larger > 0):
-    return best
-  top = state.trial_forecasts[best]
-  finished = jnp.arange(state.trial_forecasts.shape[0]) < state.trial
-  near = finished & ~state.trial_diverged & (
-      state.trial_forecasts <= top + cfg.budget.prefer_larger * jnp.abs(top))
-  largest = _common.argmax(jnp.where(near, state.trial_lrs, -jnp.inf))
-  return jnp.where(jnp.any(near), largest, best)
+    return best_trial(state)
+  return _budget.largest_within(cfg.budget.prefer_larger, state.trial_lrs,
+                                state.trial_forecasts, state.trial_diverged,
+                                finished_trials(state))
 
 
 def chosen_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
@@ -501,32 +500,9 @@ def chosen_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   lr = state.trial_lrs[chosen_trial(cfg, state)]
   if not (cfg.ladder and cfg.budget.ladder_vertex):
     return lr
-  vertex, ok = ladder_vertex(cfg, state)
+  vertex, ok = _budget.parabola_vertex(state.trial_lrs, state.trial_forecasts,
+                                       state.trial_diverged, finished_trials(state))
   return jnp.where((state.stage == 0) & ok, jnp.minimum(vertex, lr), lr)
-
-
-def ladder_vertex(cfg: AutoLRSConfig, state: Controller) -> tuple[jax.Array, jax.Array]:
-  """Ladder: ``(lr, ok)``, the minimum of a parabola through three rungs' scores.
-
-  The parabola in log-LR passes through the best-scoring rung and the rungs
-  above and below it, so its vertex lies between them: the ladder's coarse
-  steps need not hold the best LR. ``ok`` is False without two neighbours
-  that did not diverge (the best rung is the first or the last, or next to
-  an LR that diverged: the edge of stability is no place to interpolate).
-  """
-  best = best_trial(state)
-  rungs = jnp.clip(best + jnp.arange(-1, 2), 0, cfg.num_trials - 1)
-  x, y = jnp.log(state.trial_lrs[rungs]), state.trial_forecasts[rungs]
-  ok = (best >= 1) & (best + 1 < state.trial) & ~jnp.any(state.trial_diverged[rungs])
-  above, below = x[1] - x[0], x[1] - x[2]
-  rise_above, rise_below = y[1] - y[0], y[1] - y[2]
-  numerator = above**2 * rise_below - below**2 * rise_above
-  denominator = above * rise_below - below * rise_above
-  ok &= denominator != 0
-  vertex = x[1] - 0.5 * numerator / jnp.where(ok, denominator, 1.0)
-  vertex = jnp.clip(vertex, jnp.minimum(x[0], x[2]), jnp.maximum(x[0], x[2]))
-  ok &= jnp.isfinite(vertex)
-  return jnp.exp(vertex).astype(jnp.float32), ok
 
 
 def keeps_probe(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
@@ -580,63 +556,38 @@ def choose_event(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax
 
 def search_ends(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
   """Whether the probe that ends at this step (scored in ``signals``) is the
-  stage's last: the stage's trials are done, or the ladder stops."""
+  stage's last: the stage's trials are done, or the first stage's ladder
+  stops (it is full, or it passed its best LR)."""
   last_trial = state.trial == cfg.stages.trials(state.stage) - 1
   if not cfg.ladder:
     return last_trial
-  if not cfg.budget.count_diverged_rungs:
-    # Diverged rungs do not count: the ladder ends after first_trials rungs
-    # that did not diverge, at its last rung, or before overrunning its calls.
-    finished_ok = jnp.sum((jnp.arange(cfg.num_trials) < state.trial) & ~state.trial_diverged)
-    tau_probe, _ = cfg.stages.lengths(state.stage)
-    spent = state.count + 1 - cfg.warmup_steps
-    allowed = cfg.budget.ladder_overrun * cfg.stages.trials(state.stage) * tau_probe
-    ladder_full = ((finished_ok + (~signals.probe_diverged).astype(jnp.int32)
-                    >= cfg.stages.trials(state.stage))
-                   | (state.trial == cfg.num_trials - 1)
-                   | (spent + tau_probe > allowed))
-    last_trial = jnp.where(state.stage == 0, ladder_full, last_trial)
-  return last_trial | ((state.stage == 0) & ladder_passed(cfg, state, signals))
-
-
-def ladder_passed(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
-  """Ladder: the ended probe scores worse than an LR above it, or hit ``min_lr``.
-
-  The ladder has then passed the best LR of its descent; lower LRs are not
-  tried.
-  """
-  finished = (jnp.arange(cfg.num_trials) < state.trial) & ~state.trial_diverged
-  best_above = jnp.min(jnp.where(finished, state.trial_forecasts, jnp.inf))
-  worse = ~signals.probe_diverged & (signals.probe_score > best_above)
-  return worse | (state.trial_lrs[state.trial] <= cfg.min_lr * (1 + 1e-6))
-
-
-def ladder_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
-  """Ladder: the next LR, a factor below the last probed (at least ``min_lr``)."""
-  return jnp.maximum(state.trial_lrs[state.trial - 1] / cfg.budget.ladder_factor, cfg.min_lr)
+  finished_ok = finished_trials(state) & ~state.trial_diverged
+  tau_probe, _ = cfg.stages.lengths(state.stage)
+  full = _budget.ladder_full(
+      cfg.budget, finished_ok, signals.probe_diverged, state.trial, cfg.num_trials,
+      cfg.stages.trials(state.stage), tau_probe, state.count + 1 - cfg.warmup_steps)
+  passed = _budget.ladder_passed(state.trial_forecasts, finished_ok, signals.probe_score,
+                                 signals.probe_diverged, state.trial_lrs[state.trial],
+                                 cfg.min_lr)
+  return jnp.where(state.stage == 0, full | passed, last_trial)
 
 
 def score_probe(cfg: AutoLRSConfig, state: Controller, losses: jax.Array,
                 observed: jax.Array, diverged_now: jax.Array):
   """``(score, diverged)`` of the probe that ends at this step.
 
-  The score is the forecast loss after the stage's ``tau`` steps, finite, and
+  The score is the forecast loss after the stage's ``tau`` steps (with a
+  budget, the plan's rule: :data:`autolrs_jax._budget.SCORES`), finite, and
   pessimistic (the worst loss seen in the stage) when the probe diverged or
   its loss exploded.
   """
   tau_probe, tau = cfg.stages.lengths(state.stage)
-  horizon = tau
-  if cfg.budgeted and cfg.budget.score == "end":
-    horizon = tau_probe - 1
-  value, diverged = forecast_lib.forecast(losses, observed, tau_probe, horizon)
-  if cfg.budgeted and cfg.budget.score == "cooldown":
-    value = cooled_loss(cfg, losses, observed, tau_probe)
   if cfg.budgeted:
-    # A loss that was never negative is not forecast below zero.
-    never_negative = jnp.all(jnp.where(observed, losses >= 0, True))
-    value = jnp.where(never_negative, jnp.maximum(value, 0.0), value)
+    value, diverged = _budget.score(cfg.budget, losses, observed, tau_probe, tau)
+  else:
+    value, diverged = forecast_lib.forecast(losses, observed, tau_probe, tau)
   diverged |= diverged_now | forecast_lib.exploded(losses, observed)
-  previous = jnp.arange(cfg.num_trials) < state.trial
+  previous = finished_trials(state)
   seen = jnp.concatenate([
       jnp.where(observed & jnp.isfinite(losses), losses, -jnp.inf),
       jnp.where(previous, state.trial_forecasts, -jnp.inf),
@@ -647,42 +598,14 @@ def score_probe(cfg: AutoLRSConfig, state: Controller, losses: jax.Array,
   return jnp.clip(value, -_MAX_SCORE, _MAX_SCORE), diverged
 
 
-def cooldown_steps(cfg: AutoLRSConfig, tau_probe) -> jax.Array:
-  """Steps at the end of a cooldown probe over which its LR decays."""
-  return jnp.maximum(jnp.round(cfg.budget.cooldown_fraction * tau_probe), 1).astype(jnp.int32)
-
-
-def cooled_loss(cfg: AutoLRSConfig, losses, observed, tau_probe) -> jax.Array:
-  """A cooldown probe's score: the mean of its losses over its cooldown's second half."""
-  steps = jnp.arange(losses.shape[0])
-  tail = observed & jnp.isfinite(losses) & (
-      steps >= tau_probe - jnp.maximum(cooldown_steps(cfg, tau_probe) // 2, 1))
-  return jnp.sum(jnp.where(tail, losses, 0.0)) / jnp.maximum(jnp.sum(tail), 1)
-
-
 def probe_factor(cfg: AutoLRSConfig, stage, phase_step) -> jax.Array | float:
-  """The fraction of its trial's LR that probe step ``phase_step`` applies.
-
-  A budget's probe warms up over its first ``probe_warmup`` fraction (``k /
-  (w + 1)``, ``k = 1 .. w``) and, scored by ``'cooldown'``, decays over its
-  last ``cooldown_steps`` (``k / (c + 1)``, ``k = c .. 1``); 1 otherwise.
-  """
+  """The fraction of its trial's LR that probe step ``phase_step`` applies:
+  the budget's probe shape (:func:`autolrs_jax._budget.probe_factor`), 1 in
+  the paper's mode."""
   if not cfg.budgeted:
     return 1.0
   tau_probe, _ = cfg.stages.lengths(stage)
-  factor = jnp.ones([], jnp.float32)
-  if cfg.budget.probe_warmup > 0:
-    w = warmup_probe_steps(cfg, tau_probe)
-    factor = jnp.minimum(factor, (phase_step + 1) / (w + 1.0))
-  if cfg.budget.score == "cooldown":
-    c = cooldown_steps(cfg, tau_probe)
-    factor = jnp.minimum(factor, (tau_probe - phase_step) / (c + 1.0))
-  return jnp.clip(factor, 0.0, 1.0)
-
-
-def warmup_probe_steps(cfg: AutoLRSConfig, tau_probe) -> jax.Array:
-  """Steps at the start of a probe over which its LR ramps up."""
-  return jnp.maximum(jnp.round(cfg.budget.probe_warmup * tau_probe), 1).astype(jnp.int32)
+  return _budget.probe_factor(cfg.budget, tau_probe, phase_step)
 
 
 def probe_lr(cfg: AutoLRSConfig, state: Controller, phase_step) -> jax.Array:
@@ -722,15 +645,8 @@ def continue_phase(cfg: AutoLRSConfig, state: Controller, signals: Signals,
 
 
 def annealed_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
-  """The anneal's LR for the next call: linear from its first call's LR to 0.
-
-  The LR of call ``c`` is ``peak (T - 1 - c) / (T - 1 - E)`` for the anneal's
-  calls ``E <= c < T``, so each call scales the LR by ``(T - 2 - c) / (T - 1 -
-  c)``; zero from the last call of the budget on.
-  """
-  remaining = (cfg.stages.total_steps - 1 - state.count).astype(jnp.float32)
-  factor = jnp.where(remaining > 1, (remaining - 1) / jnp.maximum(remaining, 1), 0.0)
-  return state.learning_rate * factor
+  """The anneal's LR for the next call: linear from its first call's LR to 0."""
+  return state.learning_rate * _budget.anneal_factor(cfg.stages.total_steps, state.count)
 
 
 def start_anneal(cfg: AutoLRSConfig, state: Controller, signals: Signals,
@@ -764,7 +680,7 @@ def designated_last_lr(cfg: AutoLRSConfig, state: Controller, ceiling):
   Returns ``(lr, any_finished_ok)``: without a trial that did not diverge,
   none is designated.
   """
-  finished = jnp.arange(cfg.num_trials) < state.trial
+  finished = finished_trials(state)
   best = state.trial_lrs[chosen_trial(cfg, state)]
   incumbent = incumbent_lr(cfg, state)
   safe = unit_from_lr(cfg, incumbent) < ceiling
@@ -772,37 +688,53 @@ def designated_last_lr(cfg: AutoLRSConfig, state: Controller, ceiling):
   return lr, jnp.any(finished & ~state.trial_diverged)
 
 
+def lr_ceiling_unit(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
+  """The stage's probes stay below this unit LR: every LR that diverged in the
+  stage rules out the larger ones, and ``lr_ceiling`` those of later stages."""
+  x = unit_from_lr(cfg, state.trial_lrs)
+  ceiling = jnp.min(jnp.where(finished_trials(state) & state.trial_diverged, x, jnp.inf))
+  return jnp.minimum(ceiling, unit_from_lr(cfg, state.lr_ceiling))
+
+
+def allowed_points(cfg: AutoLRSConfig, state: Controller, ceiling) -> jax.Array:
+  """The grid points BO may propose: below ``ceiling`` and, with a budget, in
+  the stage's search region (its lowest point if none of it is below)."""
+  grid = cfg.grid
+  allowed = grid < ceiling
+  if not cfg.budgeted:
+    return allowed
+  region = search_region(cfg, state)
+  lowest = grid == grid[_common.argmax(region)]
+  return jnp.where(jnp.any(allowed & region), allowed & region, lowest)
+
+
+def proposed_lr(cfg: AutoLRSConfig, state: Controller, ceiling) -> jax.Array:
+  """The next probe's LR: BO's proposal, or the ladder's next rung in a budget's
+  first stage (no GP is fitted there, nor compiled when the ladder is the
+  only search)."""
+  def propose():
+    x_next, _ = bo.propose(unit_from_lr(cfg, state.trial_lrs), state.trial_forecasts,
+                           finished_trials(state), cfg.grid, acquisition=cfg.acquisition,
+                           kappa=cfg.kappa, allowed=allowed_points(cfg, state, ceiling))
+    return lr_from_unit(cfg, x_next).astype(jnp.float32)
+
+  if not cfg.ladder:
+    return propose()
+  rung = lambda: _budget.next_rung(cfg.budget, state.trial_lrs[state.trial - 1],
+                                   cfg.min_lr).astype(jnp.float32)
+  return rung() if cfg.ladder_only else jax.lax.cond(state.stage == 0, rung, propose)
+
+
 def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals,
                key: jax.Array) -> Controller:
-  """A probe ended and another follows: record it, let BO propose the next LR.
+  """A probe ended and another follows: record it, propose the next LR.
 
   An LR that diverged rules out every larger one for the rest of the stage.
   """
   del key
   state = record_trial(cfg, state, signals)
-  observed = jnp.arange(cfg.num_trials) < state.trial
-  x = unit_from_lr(cfg, state.trial_lrs)
-  ceiling = jnp.min(jnp.where(observed & state.trial_diverged, x, jnp.inf))
-  ceiling = jnp.minimum(ceiling, unit_from_lr(cfg, state.lr_ceiling))
-  grid = cfg.grid
-  allowed = grid < ceiling
-  if cfg.budgeted:
-    region = search_region(cfg, state)
-    # Everything in the region at or above an LR that diverged: its lowest point.
-    lowest = grid == grid[_common.argmax(region)]
-    allowed = jnp.where(jnp.any(allowed & region), allowed & region, lowest)
-  def propose():
-    x_next, _ = bo.propose(x, state.trial_forecasts, observed, grid,
-                           acquisition=cfg.acquisition, kappa=cfg.kappa, allowed=allowed)
-    return lr_from_unit(cfg, x_next).astype(jnp.float32)
-
-  if not cfg.ladder:
-    lr = propose()
-  elif cfg.ladder_only:
-    lr = ladder_lr(cfg, state).astype(jnp.float32)
-  else:  # The first stage descends its ladder: no GP fit there.
-    lr = jax.lax.cond(state.stage == 0, lambda: ladder_lr(cfg, state).astype(jnp.float32),
-                      propose)
+  ceiling = lr_ceiling_unit(cfg, state)
+  lr = proposed_lr(cfg, state, ceiling)
   if cfg.budgeted and cfg.budget.keep_winning_probe:
     designated, any_ok = designated_last_lr(cfg, state, ceiling)
     is_last = state.trial == cfg.stages.trials(state.stage) - 1
@@ -825,7 +757,7 @@ def start_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   """
   del key
   state = record_trial(cfg, state, signals)
-  finished = jnp.arange(cfg.num_trials) < state.trial
+  finished = finished_trials(state)
   lr = jnp.where(jnp.all(state.trial_diverged | ~finished), cfg.min_lr,
                  chosen_lr(cfg, state))
   return state._replace(
@@ -848,7 +780,7 @@ def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   del signals, key
   failed = state.learning_rate
   diverged = state.trial_diverged | (state.trial_lrs >= failed)
-  finished = jnp.arange(cfg.num_trials) < state.trial
+  finished = finished_trials(state)
   smaller = finished & ~diverged & (state.trial_lrs < failed)
   best = _common.argmin(jnp.where(smaller, state.trial_forecasts, jnp.inf))
   lr = jnp.where(jnp.any(smaller), state.trial_lrs[best],
@@ -863,7 +795,12 @@ def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
 
 def start_stage(cfg: AutoLRSConfig, state: Controller, signals: Signals,
                 key: jax.Array) -> Controller:
-  """An exploitation (or the warm-up) ended: a new stage's first probe, at random."""
+  """An exploitation (or the warm-up) ended: a new stage's first probe.
+
+  Its LR is random (below ``lr_ceiling``); with a budget, random in the
+  trust region around the incumbent, and ``max_lr`` for the ladder's first
+  rung.
+  """
   is_new_stage = state.phase == EXPLOIT  # Else warm-up just ended.
   stage = state.stage + is_new_stage.astype(jnp.int32)
   trial_lrs = jnp.zeros_like(state.trial_lrs)
@@ -876,6 +813,8 @@ def start_stage(cfg: AutoLRSConfig, state: Controller, signals: Signals,
     last = cfg.stages.trials(stage) - 1
     trial_lrs = trial_lrs.at[last].set(jnp.where(is_new_stage, state.learning_rate, 0.0))
     region = search_region(cfg, state._replace(stage=stage, trial_lrs=trial_lrs))
+    below = region & (cfg.grid < unit_from_lr(cfg, state.lr_ceiling))
+    region = jnp.where(jnp.any(below), below, region)
     lr = lr_from_unit(cfg, jax.random.choice(key, cfg.grid, p=region / jnp.sum(region)))
     if cfg.ladder:
       lr = jnp.where(stage == 0, jnp.float32(cfg.max_lr), lr)

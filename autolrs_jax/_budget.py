@@ -1,0 +1,184 @@
+"""The mechanisms of AutoLRS with a budget, each a small pure function.
+
+:class:`autolrs_jax.BudgetPlan` names them; the state machine of
+:mod:`autolrs_jax._autolrs` calls them on the stage's trial arrays (``lrs``,
+``scores``, ``diverged``, ``finished``: one entry per trial slot), so that a
+new mechanism is one function here, one field of the plan, and its test.
+
+- How a probe is scored: :data:`SCORES` (the paper's forecast, the fit at the
+  probe's end, or the loss after a short cooldown).
+- How a probe's LR is shaped over its steps: :func:`probe_factor` (a warm-up
+  ramp, a cooldown).
+- How the first stage searches: a descending ladder (:func:`next_rung`,
+  :func:`ladder_passed`, :func:`ladder_full`).
+- How the stage's LR is chosen: :func:`largest_within` (the largest LR near
+  the best score) and :func:`parabola_vertex` (between the ladder's rungs).
+- How the budget ends: :func:`anneal_factor`.
+"""
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from autolrs_jax import _common
+from autolrs_jax import _stages
+from autolrs_jax import forecast as forecast_lib
+
+# --- Scores: (plan, losses, observed, tau_probe, tau) -> (score, diverged) ---
+
+
+def _forecast_score(plan, losses, observed, tau_probe, tau):
+  """The paper's: the probe's fit, extrapolated to the stage's ``tau`` steps."""
+  del plan
+  return forecast_lib.forecast(losses, observed, tau_probe, tau)
+
+
+def _end_score(plan, losses, observed, tau_probe, tau):
+  """The probe's fit at its own last step: no extrapolation."""
+  del plan, tau
+  return forecast_lib.forecast(losses, observed, tau_probe, tau_probe - 1)
+
+
+def _cooldown_score(plan, losses, observed, tau_probe, tau):
+  """The mean loss over the second half of the probe's cooldown: the loss this
+  LR would give if annealed now (:func:`probe_factor` cools the probe)."""
+  _, diverged = forecast_lib.forecast(losses, observed, tau_probe, tau)
+  steps = jnp.arange(losses.shape[0])
+  tail = observed & jnp.isfinite(losses) & (
+      steps >= tau_probe - jnp.maximum(cooldown_steps(plan, tau_probe) // 2, 1))
+  return jnp.sum(jnp.where(tail, losses, 0.0)) / jnp.maximum(jnp.sum(tail), 1), diverged
+
+
+SCORES: dict[str, Callable] = {
+    "forecast": _forecast_score,
+    "end": _end_score,
+    "cooldown": _cooldown_score,
+}
+assert tuple(SCORES) == _stages.SCORES
+
+
+def score(plan: _stages.BudgetPlan, losses, observed, tau_probe, tau):
+  """``(score, diverged)`` of an ended probe by the plan's rule; a loss that was
+  never negative is not scored below zero."""
+  value, diverged = SCORES[plan.score](plan, losses, observed, tau_probe, tau)
+  never_negative = jnp.all(jnp.where(observed, losses >= 0, True))
+  return jnp.where(never_negative, jnp.maximum(value, 0.0), value), diverged
+
+
+# --- The shape of a probe's LR ---------------------------------------------
+
+
+def cooldown_steps(plan: _stages.BudgetPlan, tau_probe) -> jax.Array:
+  """Steps at the end of a cooldown probe over which its LR decays."""
+  return jnp.maximum(jnp.round(plan.cooldown_fraction * tau_probe), 1).astype(jnp.int32)
+
+
+def warmup_steps(plan: _stages.BudgetPlan, tau_probe) -> jax.Array:
+  """Steps at the start of a probe over which its LR ramps up."""
+  return jnp.maximum(jnp.round(plan.probe_warmup * tau_probe), 1).astype(jnp.int32)
+
+
+def probe_factor(plan: _stages.BudgetPlan, tau_probe, phase_step) -> jax.Array:
+  """The fraction of its trial's LR that probe step ``phase_step`` applies.
+
+  A probe warms up over its first ``probe_warmup`` fraction (``k / (w + 1)``,
+  ``k = 1 .. w``) and, scored by ``'cooldown'``, decays over its last
+  ``cooldown_steps`` (``k / (c + 1)``, ``k = c .. 1``); 1 otherwise.
+  """
+  factor = jnp.ones([], jnp.float32)
+  if plan.probe_warmup > 0:
+    factor = jnp.minimum(factor, (phase_step + 1) / (warmup_steps(plan, tau_probe) + 1.0))
+  if plan.score == "cooldown":
+    factor = jnp.minimum(factor, (tau_probe - phase_step) / (cooldown_steps(plan, tau_probe) + 1.0))
+  return jnp.clip(factor, 0.0, 1.0)
+
+
+# --- The ladder --------------------------------------------------------------
+
+
+def next_rung(plan: _stages.BudgetPlan, last_lr, min_lr: float) -> jax.Array:
+  """The ladder's next LR: a factor below the last probed, at least ``min_lr``."""
+  return jnp.maximum(last_lr / plan.ladder_factor, min_lr)
+
+
+def ladder_passed(scores, finished_ok, probe_score, probe_diverged, probe_lr,
+                  min_lr: float) -> jax.Array:
+  """Whether the ended probe scores worse than an LR above it, or hit ``min_lr``:
+  the ladder has then passed the best LR of its descent."""
+  best_above = jnp.min(jnp.where(finished_ok, scores, jnp.inf))
+  worse = ~probe_diverged & (probe_score > best_above)
+  return worse | (probe_lr <= min_lr * (1 + 1e-6))
+
+
+def ladder_full(plan: _stages.BudgetPlan, finished_ok, probe_diverged, trial, slots: int,
+                planned_trials, tau_probe, calls_spent) -> jax.Array:
+  """Whether the ladder has no probe left after the one that ends now.
+
+  With ``count_diverged_rungs`` every rung counts against ``planned_trials``;
+  otherwise only those that did not diverge, and the ladder also stops at its
+  last slot or before its probes would take ``ladder_overrun`` times their
+  planned calls (``calls_spent`` counts the ending probe's).
+  """
+  if plan.count_diverged_rungs:
+    return trial == planned_trials - 1
+  ok = jnp.sum(finished_ok) + (~probe_diverged).astype(jnp.int32)
+  allowed = plan.ladder_overrun * planned_trials * tau_probe
+  return (ok >= planned_trials) | (trial == slots - 1) | (calls_spent + tau_probe > allowed)
+
+
+# --- The stage's choice --------------------------------------------------------
+
+
+def best_index(scores, finished) -> jax.Array:
+  """Index of the finished trial with the lowest score."""
+  return _common.argmin(jnp.where(finished, scores, jnp.inf))
+
+
+def largest_within(tolerance: float, lrs, scores, diverged, finished) -> jax.Array:
+  """Index of the largest LR that did not diverge and scores within ``tolerance``
+  (relative) of the best: short probes favour LRs below the best one for a
+  whole budget. The best trial's when none qualifies."""
+  best = best_index(scores, finished)
+  top = scores[best]
+  near = finished & ~diverged & (scores <= top + tolerance * jnp.abs(top))
+  largest = _common.argmax(jnp.where(near, lrs, -jnp.inf))
+  return jnp.where(jnp.any(near), largest, best)
+
+
+def parabola_vertex(lrs, scores, diverged, finished) -> tuple[jax.Array, jax.Array]:
+  """``(lr, ok)``: the minimum of the parabola in log-LR through the
+  best-scoring rung and the rungs above and below it (trial slots next to it).
+
+  Its vertex lies between them: the ladder's coarse steps need not hold the
+  best LR. ``ok`` is False without two neighbours that did not diverge (the
+  best rung is the first or the last, or next to an LR that diverged: the
+  edge of stability is no place to interpolate).
+  """
+  best = best_index(scores, finished)
+  rungs = jnp.clip(best + jnp.arange(-1, 2), 0, lrs.shape[0] - 1)
+  x, y = jnp.log(lrs[rungs]), scores[rungs]
+  ok = (best >= 1) & (best + 1 < jnp.sum(finished)) & ~jnp.any(diverged[rungs])
+  above, below = x[1] - x[0], x[1] - x[2]
+  rise_above, rise_below = y[1] - y[0], y[1] - y[2]
+  numerator = above**2 * rise_below - below**2 * rise_above
+  denominator = above * rise_below - below * rise_above
+  ok &= denominator != 0
+  vertex = x[1] - 0.5 * numerator / jnp.where(ok, denominator, 1.0)
+  vertex = jnp.clip(vertex, jnp.minimum(x[0], x[2]), jnp.maximum(x[0], x[2]))
+  ok &= jnp.isfinite(vertex)
+  return jnp.exp(vertex).astype(jnp.float32), ok
+
+
+# --- The end of the budget ---------------------------------------------------
+
+
+def anneal_factor(total_steps: int, count) -> jax.Array:
+  """What the anneal multiplies the LR of call ``count`` by for the next call.
+
+  The LR of call ``c`` is ``peak (T - 1 - c) / (T - 1 - E)`` for the anneal's
+  calls ``E <= c < T``, so each call scales it by ``(T - 2 - c) / (T - 1 -
+  c)``; zero from the last call of the budget on.
+  """
+  remaining = (total_steps - 1 - count).astype(jnp.float32)
+  return jnp.where(remaining > 1, (remaining - 1) / jnp.maximum(remaining, 1), 0.0)
