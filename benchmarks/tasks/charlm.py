@@ -17,6 +17,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks.tasks.common import Splits
+from benchmarks.tasks.common import TransformerBlock
 
 VOCAB = 256
 
@@ -54,22 +55,6 @@ def load(context: int = 64, max_bytes: int = 2_000_000) -> Splits:
                 *_windows(data[b:], context))
 
 
-class Block(nnx.Module):
-  """Pre-norm causal self-attention and MLP."""
-
-  def __init__(self, dim: int, heads: int, *, rngs: nnx.Rngs):
-    self.norm1 = nnx.LayerNorm(dim, rngs=rngs)
-    self.attn = nnx.MultiHeadAttention(num_heads=heads, in_features=dim, decode=False,
-                                       rngs=rngs)
-    self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
-    self.up = nnx.Linear(dim, 4 * dim, rngs=rngs)
-    self.down = nnx.Linear(4 * dim, dim, rngs=rngs)
-
-  def __call__(self, x, mask):
-    x = x + self.attn(self.norm1(x), mask=mask)
-    return x + self.down(jax.nn.gelu(self.up(self.norm2(x))))
-
-
 class CharTransformer(nnx.Module):
   """A small GPT-style byte model (about 110k parameters with the defaults)."""
 
@@ -77,7 +62,7 @@ class CharTransformer(nnx.Module):
                rngs: nnx.Rngs):
     self.embed = nnx.Embed(VOCAB, dim, rngs=rngs)
     self.pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (context, dim)))
-    self.blocks = nnx.List([Block(dim, heads, rngs=rngs) for _ in range(layers)])
+    self.blocks = nnx.List([TransformerBlock(dim, heads, rngs=rngs) for _ in range(layers)])
     self.norm = nnx.LayerNorm(dim, rngs=rngs)
     self.head = nnx.Linear(dim, VOCAB, rngs=rngs)
 

@@ -35,3 +35,19 @@ def accuracy(graphdef: nnx.GraphDef, params, x, y) -> float:
   """Classification accuracy of the model on ``(x, y)``."""
   logits = nnx.merge(graphdef, params)(jnp.asarray(x))
   return float(jnp.mean(jnp.argmax(logits, axis=-1) == jnp.asarray(y)))
+
+
+class TransformerBlock(nnx.Module):
+  """Pre-norm self-attention and MLP; causal when given a causal ``mask``."""
+
+  def __init__(self, dim: int, heads: int, *, rngs: nnx.Rngs):
+    self.norm1 = nnx.LayerNorm(dim, rngs=rngs)
+    self.attn = nnx.MultiHeadAttention(num_heads=heads, in_features=dim, decode=False,
+                                       rngs=rngs)
+    self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
+    self.up = nnx.Linear(dim, 4 * dim, rngs=rngs)
+    self.down = nnx.Linear(4 * dim, dim, rngs=rngs)
+
+  def __call__(self, x, mask=None):
+    x = x + self.attn(self.norm1(x), mask=mask)
+    return x + self.down(jax.nn.gelu(self.up(self.norm2(x))))

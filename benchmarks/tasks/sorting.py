@@ -12,6 +12,7 @@ import numpy as np
 from flax import nnx
 
 from benchmarks.tasks.common import Splits
+from benchmarks.tasks.common import TransformerBlock
 
 LENGTH, VOCAB = 16, 64
 NUM_TRAIN, NUM_VAL, NUM_TEST = 20_000, 2_000, 2_000
@@ -26,29 +27,13 @@ def load(seed: int = 0) -> Splits:
   return Splits(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:])
 
 
-class Block(nnx.Module):
-  """Pre-norm bidirectional self-attention and MLP."""
-
-  def __init__(self, dim: int, heads: int, *, rngs: nnx.Rngs):
-    self.norm1 = nnx.LayerNorm(dim, rngs=rngs)
-    self.attn = nnx.MultiHeadAttention(num_heads=heads, in_features=dim, decode=False,
-                                       rngs=rngs)
-    self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
-    self.up = nnx.Linear(dim, 4 * dim, rngs=rngs)
-    self.down = nnx.Linear(4 * dim, dim, rngs=rngs)
-
-  def __call__(self, x):
-    x = x + self.attn(self.norm1(x))
-    return x + self.down(jax.nn.gelu(self.up(self.norm2(x))))
-
-
 class Sorter(nnx.Module):
   """Token and position embeddings, two blocks, a per-position head (about 30k parameters)."""
 
   def __init__(self, dim: int = 32, heads: int = 2, layers: int = 2, *, rngs: nnx.Rngs):
     self.embed = nnx.Embed(VOCAB, dim, rngs=rngs)
     self.pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (LENGTH, dim)))
-    self.blocks = nnx.List([Block(dim, heads, rngs=rngs) for _ in range(layers)])
+    self.blocks = nnx.List([TransformerBlock(dim, heads, rngs=rngs) for _ in range(layers)])
     self.norm = nnx.LayerNorm(dim, rngs=rngs)
     self.head = nnx.Linear(dim, VOCAB, rngs=rngs)
 
