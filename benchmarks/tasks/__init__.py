@@ -163,7 +163,7 @@ TASKS = {
         classification=False,
         optimizer="adam",
         batch_size=64,
-        full=Budget(steps=2000, eval_every=50, tau=70, num_trials=5, tau_probe=14),
+        full=Budget(steps=2000, eval_every=50, tau=66, num_trials=5, tau_probe=13),
         quick=Budget(steps=300, eval_every=25, tau=20, num_trials=5, tau_probe=4),
         description="regression: MLP on Friedman #1 (scikit-learn, noise 1; 6,000 / 1,000 / "
                     "1,000), mean squared error",
@@ -178,7 +178,7 @@ TASKS = {
         classification=False,
         optimizer="adamw",
         batch_size=64,
-        full=Budget(steps=2000, eval_every=50, tau=70, num_trials=5, tau_probe=14),
+        full=Budget(steps=2000, eval_every=50, tau=66, num_trials=5, tau_probe=13),
         quick=Budget(steps=300, eval_every=25, tau=20, num_trials=5, tau_probe=4),
         description="algorithmic: 2-layer Transformer encoder sorting 16 tokens of 64 values "
                     "(20,000 / 2,000 / 2,000), AdamW with weight decay 0.1",
