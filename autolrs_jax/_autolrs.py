@@ -98,6 +98,9 @@ class Controller(NamedTuple):
   # float32: later stages probe only below it: the smallest LR whose
   # exploitation blew up (inf until one does).
   lr_ceiling: jax.Array
+  # float32: the LR of the running exploitation once warmed up (the
+  # learning_rate stays below it while a budget's exploitation warms up).
+  exploit_lr: jax.Array
   # bool: the base optimizer goes on from snapshot_base_state, not base_state
   # (the last update restored the snapshot, or its base state is unusable).
   resume_from_snapshot: jax.Array
@@ -111,7 +114,7 @@ class Controller(NamedTuple):
 @_common.packs_scalars(
     counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step", "key_count")),
     reals=(jnp.float32, ("stage_loss", "exploit_loss", "probe_path", "snapshot_norm",
-                         "lr_ceiling")),
+                         "lr_ceiling", "exploit_lr")),
     flags=(bool, ("wants_validation", "restored", "resume_from_snapshot")))
 class AutoLRSState(NamedTuple):
   """State of :func:`autolrs`: the :class:`Controller`, packed, and the trees.
@@ -124,7 +127,7 @@ class AutoLRSState(NamedTuple):
 
   # The controller's scalars, one array per group named above.
   counters: jax.Array  # int32[6]
-  reals: jax.Array  # float32[5]
+  reals: jax.Array  # float32[6]
   flags: jax.Array  # bool[3]
   # float32: LR the next update applies, a field of its own, so that
   # ``optax.tree.get(opt_state, "learning_rate")`` finds it.
@@ -204,6 +207,13 @@ class AutoLRSConfig(NamedTuple):
     proposal is compiled into the step, whose every call pays for the code it
     holds (see ``benchmarks/overhead.py``'s ``buffer_allocations``)."""
     return self.ladder and self.stages.num_stages == 1
+
+  @property
+  def exploit_warmup_steps(self) -> int:
+    """Budget: steps over which an exploitation from the snapshot warms up (0: none)."""
+    if not self.budgeted:
+      return 0
+    return int(round(self.budget.exploit_warmup * self.stages.total_steps))
 
   @property
   def ladder_rungs(self) -> int:
@@ -320,6 +330,7 @@ def init_controller(cfg: AutoLRSConfig) -> Controller:
       probe_path=jnp.zeros([], jnp.float32),
       snapshot_norm=jnp.zeros([], jnp.float32),
       lr_ceiling=jnp.asarray(jnp.inf, jnp.float32),
+      exploit_lr=jnp.zeros([], jnp.float32),
       resume_from_snapshot=jnp.zeros([], bool),
       key=jax.random.key_data(key),
       key_count=jnp.zeros([], jnp.int32),
@@ -637,6 +648,10 @@ def continue_phase(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   if cfg.budgeted:
     lr = jnp.where(state.phase == ANNEAL, annealed_lr(cfg, state), lr)
     lr = jnp.where(state.phase == PROBE, probe_lr(cfg, state, state.phase_step + 1), lr)
+    if cfg.exploit_warmup_steps:
+      warming = (state.phase == EXPLOIT) & (state.learning_rate < state.exploit_lr)
+      lr = jnp.where(warming, state.exploit_lr * _budget.ramp_up(
+          state.phase_step + 1, cfg.exploit_warmup_steps), lr)
   return state._replace(
       phase_step=state.phase_step + 1,
       learning_rate=lr.astype(jnp.float32),
@@ -759,13 +774,23 @@ def start_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   state = record_trial(cfg, state, signals)
   finished = finished_trials(state)
   lr = jnp.where(jnp.all(state.trial_diverged | ~finished), cfg.min_lr,
-                 chosen_lr(cfg, state))
+                 chosen_lr(cfg, state)).astype(jnp.float32)
   return state._replace(
       phase=jnp.asarray(EXPLOIT, jnp.int32),
       phase_step=jnp.zeros_like(state.phase_step),
-      learning_rate=lr.astype(jnp.float32),
+      learning_rate=exploit_start_lr(cfg, lr, from_snapshot=~signals.keeps_probe),
+      exploit_lr=lr,
       probe_losses=jnp.zeros_like(signals.losses),
   )
+
+
+def exploit_start_lr(cfg: AutoLRSConfig, lr, from_snapshot) -> jax.Array:
+  """The first LR of an exploitation at ``lr``: warming up with a budget's
+  ``exploit_warmup`` when it starts from the snapshot, else ``lr``."""
+  if not cfg.exploit_warmup_steps:
+    return lr
+  warm = lr * _budget.ramp_up(0, cfg.exploit_warmup_steps)
+  return jnp.where(from_snapshot, warm, lr).astype(jnp.float32)
 
 
 def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
@@ -778,16 +803,17 @@ def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   ``min_lr``) when none is left.
   """
   del signals, key
-  failed = state.learning_rate
+  failed = state.exploit_lr  # Its LR once warmed up.
   diverged = state.trial_diverged | (state.trial_lrs >= failed)
   finished = finished_trials(state)
   smaller = finished & ~diverged & (state.trial_lrs < failed)
   best = _common.argmin(jnp.where(smaller, state.trial_forecasts, jnp.inf))
   lr = jnp.where(jnp.any(smaller), state.trial_lrs[best],
-                 jnp.maximum(failed / 10, cfg.min_lr))
+                 jnp.maximum(failed / 10, cfg.min_lr)).astype(jnp.float32)
   return state._replace(
       phase_step=jnp.zeros_like(state.phase_step),
-      learning_rate=lr.astype(jnp.float32),
+      learning_rate=exploit_start_lr(cfg, lr, from_snapshot=True),
+      exploit_lr=lr,
       trial_diverged=diverged,
       lr_ceiling=jnp.minimum(state.lr_ceiling, failed),
   )

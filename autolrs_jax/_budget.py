@@ -79,6 +79,12 @@ def warmup_steps(plan: _stages.BudgetPlan, tau_probe) -> jax.Array:
   return jnp.maximum(jnp.round(plan.probe_warmup * tau_probe), 1).astype(jnp.int32)
 
 
+def ramp_up(step, steps) -> jax.Array:
+  """The linear warm-up's fraction of the LR at step ``step`` of ``steps``:
+  ``(step + 1) / (steps + 1)``, 1 from step ``steps`` on."""
+  return jnp.minimum(1.0, (step + 1) / (steps + 1.0))
+
+
 def probe_factor(plan: _stages.BudgetPlan, tau_probe, phase_step) -> jax.Array:
   """The fraction of its trial's LR that probe step ``phase_step`` applies.
 
@@ -88,7 +94,7 @@ def probe_factor(plan: _stages.BudgetPlan, tau_probe, phase_step) -> jax.Array:
   """
   factor = jnp.ones([], jnp.float32)
   if plan.probe_warmup > 0:
-    factor = jnp.minimum(factor, (phase_step + 1) / (warmup_steps(plan, tau_probe) + 1.0))
+    factor = jnp.minimum(factor, ramp_up(phase_step, warmup_steps(plan, tau_probe)))
   if plan.score == "cooldown":
     factor = jnp.minimum(factor, (tau_probe - phase_step) / (cooldown_steps(plan, tau_probe) + 1.0))
   return jnp.clip(factor, 0.0, 1.0)

@@ -159,6 +159,11 @@ class BudgetPlan(NamedTuple):
   # warms up: without it a probe from the initial parameters at its full LR
   # can diverge where the same LR after a warm-up trains best.
   probe_warmup: float = 0.0
+  # An exploitation that starts from the snapshot (its probe restored, or a
+  # retry) ramps its LR up linearly over this fraction of the budget, as a
+  # tuned warmup-stable-decay schedule warms up from the initial parameters;
+  # one that goes on from its kept probe does not.
+  exploit_warmup: float = 0.0
   # Choose the largest LR that did not diverge and scores within this fraction
   # of the best score (0: the best): short probes favour small LRs.
   prefer_larger: float = 0.05
@@ -187,6 +192,7 @@ def check_plan(plan: BudgetPlan) -> None:
   check(plan.probe_warmup + (plan.cooldown_fraction if plan.score == "cooldown" else 0) < 1,
         "probe_warmup", "< 1 - cooldown_fraction (with score='cooldown')", plan.probe_warmup)
   check(plan.ladder_overrun >= 1, "ladder_overrun", ">= 1", plan.ladder_overrun)
+  check(0 <= plan.exploit_warmup < 1, "exploit_warmup", "in [0, 1)", plan.exploit_warmup)
 
 
 def budget_schedule(total_steps: int, plan: BudgetPlan, warmup_steps: int,

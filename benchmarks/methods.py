@@ -91,6 +91,8 @@ CANDIDATES = (
      dict(max_probe_drift=10.0, probe_warmup=0.25)),
     ("drift10-cooldown", "drift 10x, probes cool down over their last 30%, scored at their end",
      dict(max_probe_drift=10.0, score="cooldown")),
+    ("exploit-warmup", "an exploitation from the snapshot warms up over 5% of the budget "
+     "(the tuned schedules' warm-up)", dict(exploit_warmup=0.05)),
 )
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).

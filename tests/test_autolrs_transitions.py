@@ -127,7 +127,8 @@ def test_start_exploit_falls_back_to_min_lr_when_every_probe_diverged():
 def test_retry_exploit_restarts_at_a_smaller_lr(diverged, want):
   cfg = config()
   s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(7),
-                 learning_rate=jnp.float32(0.3), trial=jnp.int32(NUM_TRIALS),
+                 learning_rate=jnp.float32(0.3), exploit_lr=jnp.float32(0.3),
+                 trial=jnp.int32(NUM_TRIALS),
                  trial_lrs=jnp.asarray([0.01, 0.02, 0.3], jnp.float32),
                  trial_forecasts=jnp.asarray([0.8, 0.6, 0.1], jnp.float32),
                  trial_diverged=jnp.asarray(diverged))
@@ -223,7 +224,8 @@ def test_paper_mode_retries_a_first_exploitation_that_ends_no_lower_than_it_bega
 def test_a_blown_up_exploitation_caps_the_lrs_of_later_stages():
   cfg = config()
   s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(7),
-                 learning_rate=jnp.float32(0.3), trial=jnp.int32(NUM_TRIALS),
+                 learning_rate=jnp.float32(0.3), exploit_lr=jnp.float32(0.3),
+                 trial=jnp.int32(NUM_TRIALS),
                  trial_lrs=jnp.asarray([0.01, 0.02, 0.3], jnp.float32),
                  trial_forecasts=jnp.asarray([0.8, 0.6, 0.1], jnp.float32))
   retried = A.retry_exploit(cfg, s, signals(cfg), KEY)
