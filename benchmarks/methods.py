@@ -93,6 +93,10 @@ CANDIDATES = (
      dict(max_probe_drift=10.0, score="cooldown")),
     ("exploit-warmup", "an exploitation from the snapshot warms up over 5% of the budget "
      "(the tuned schedules' warm-up)", dict(exploit_warmup=0.05)),
+    ("drift4", "a probe ends as diverged only past a path of 4x the snapshot's norm (not 2x)",
+     dict(max_probe_drift=4.0)),
+    ("drift4-exploit-warmup", "drift 4x, and an exploitation from the snapshot warms up over 5%",
+     dict(max_probe_drift=4.0, exploit_warmup=0.05)),
 )
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).
