@@ -233,8 +233,14 @@ def test_the_ladder_descends_from_max_lr_and_stops_past_the_best(default_run):
   assert all(b < a for a, b in zip(scores[:-2], scores[1:-1]))
   if len(probes) < plan.first_trials:
     assert scores[-1] > min(scores[:-1])
-  exploited = column(records, "learning_rate")[column(records, "phase") == autolrs_jax.EXPLOIT]
+  phase = column(records, "phase")
+  exploited = column(records, "exploit_lr")[phase == autolrs_jax.EXPLOIT]
   assert exploited[0] == pytest.approx(ladder_choice(probes, plan), rel=1e-4)
+  # From the snapshot, the exploitation warms up linearly to it over 5% of the budget.
+  w = round(plan.exploit_warmup * TOTAL)
+  lr = column(records, "learning_rate")[phase == autolrs_jax.EXPLOIT][:w + 3]
+  want = exploited[0] * np.minimum(1.0, (np.arange(w + 3) + 1) / (w + 1))
+  np.testing.assert_allclose(lr, want, rtol=1e-5)
 
 
 def ladder_choice(probes, plan):
@@ -275,7 +281,7 @@ def test_a_ladder_whose_first_rungs_diverge_goes_on_down_and_holds_an_lr_it_prob
   assert len(diverged) >= 5 and len(held) >= 2
   assert max(held) < min(diverged)
   phase = column(records, "phase")
-  exploited = column(records, "learning_rate")[phase == autolrs_jax.EXPLOIT]
+  exploited = column(records, "exploit_lr")[phase == autolrs_jax.EXPLOIT]
   # What it holds lies among the LRs it probed and saw train, not at min_lr.
   assert min(held) * (1 - 1e-5) <= exploited[0] <= max(held) * (1 + 1e-5)
   assert np.mean(phase == autolrs_jax.PROBE) <= 0.25
@@ -285,5 +291,5 @@ def test_a_ladder_whose_first_rungs_diverge_goes_on_down_and_holds_an_lr_it_prob
   tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-4, max_lr=1000.0,
                            total_steps=TOTAL, budget=old)
   records, _, _ = run(tx, TOTAL)
-  exploited = column(records, "learning_rate")[column(records, "phase") == autolrs_jax.EXPLOIT]
+  exploited = column(records, "exploit_lr")[column(records, "phase") == autolrs_jax.EXPLOIT]
   assert exploited[0] == pytest.approx(1e-4)
