@@ -1048,8 +1048,8 @@ def autolrs(
   exactly ``total_steps`` update calls (warm-up included) and ends with an
   anneal, as a tuned warmup-stable-decay schedule does
   (:class:`autolrs_jax.BudgetPlan` holds each choice and its default): one
-  search, then the chosen LR held until the anneal, over which it decays
-  linearly to zero at the last call. The search is a descending ladder from
+  search, then the chosen LR, warmed up to from the snapshot, held until the
+  anneal, over which it decays linearly to zero at the last call. The search is a descending ladder from
   ``max_lr``, stopping at the first LR that scores worse than one above it;
   a rung that diverges ends within a few calls and does not count as one of
   its probes. It chooses the largest LR that did not diverge and scores
