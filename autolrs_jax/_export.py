@@ -6,7 +6,8 @@ applied, its phase and whether it returned to the stage's snapshot. The
 export keeps the calls whose updates the final parameters still carry (a
 restore undoes every call of its stage before it, probes and rolled-back
 exploitations) and writes them as segments: constant where AutoLRS held an
-LR, linear over its warm-up and its anneal. The JSON format is versioned.
+LR, linear over its warm-ups (the run's, an exploitation's from the snapshot)
+and its anneal. The JSON format is versioned.
 """
 
 import json
@@ -154,16 +155,22 @@ def export_schedule(learning_rates: Sequence[float], phases: Sequence[int],
   lrs, phases = np.asarray(learning_rates, np.float32), np.asarray(phases)
   kept = kept_calls(phases, np.asarray(stages), np.asarray(restored, bool))
   segments = []
-  previous = None
+  previous, last_call = None, None  # The last segment's key; the last call's (lr, phase).
   for lr, phase in zip(lrs[kept].tolist(), phases[kept].tolist()):
-    ramp = phase in _RAMPS
-    key = ("ramp", phase) if ramp else ("hold", lr)
-    if key == previous:
+    if phase in _RAMPS:
+      key = ("ramp", phase)
+    elif (last_call is not None and last_call[1] == phase and lr > last_call[0]
+          and (previous[0] == "rise" or segments[-1].steps == 1)):
+      # An exploitation warming up from the snapshot: its LR rises linearly.
+      key = ("rise", phase)
+    else:
+      key = ("hold", lr)
+    if key == previous or key[0] == "rise":
       last = segments[-1]
       segments[-1] = last._replace(steps=last.steps + 1, end_lr=lr)
     else:
       segments.append(Segment(1, lr, lr))
-    previous = key
+    previous, last_call = key, (lr, phase)
   if not segments:
     raise ValueError("the run kept no update call: nothing to export.")
   return FoundSchedule(tuple(segments))

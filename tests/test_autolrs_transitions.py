@@ -313,7 +313,7 @@ def exploited_lr(cfg, lrs, scores, diverged=None, stage=0):
                  trial_diverged=pad(diverged[:-1], bool))
   ends = signals(cfg, probe_ends=jnp.asarray(True), probe_score=jnp.float32(scores[-1]),
                  probe_diverged=jnp.asarray(diverged[-1]))
-  return float(A.start_exploit(cfg, s, ends, KEY).learning_rate)
+  return float(A.start_exploit(cfg, s, ends, KEY).exploit_lr)  # Once warmed up.
 
 
 def test_the_ladder_exploits_the_vertex_of_the_parabola_through_its_best_rungs():
