@@ -197,7 +197,6 @@ TASKS = {
                     "topics (pydoc_data), SGD-momentum",
         split="test",
         metric="bits",
-        curve_val_size=4096,
     ),
 }
 
