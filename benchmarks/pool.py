@@ -5,7 +5,9 @@
 The pool of one seed is every final model the benchmark trained on a
 classification task with that seed: every LR of the constant and cosine grids,
 step decay, the LRBench cyclic and composite policies, AutoLRS, ExpTest and
-the LR-free peers (their logits are kept in ``<out>/pool``). Runs missing
+the LR-free peers (their logits are kept in ``<out>/pool``), but not the
+ablation and candidate variants of AutoLRS (``method:variant``), which measure
+its mechanisms rather than train models a user would keep. Runs missing
 from the pool are trained first. Each selector picks its ensemble on the
 validation split; the table reports test accuracy against the best single
 model, also picked on validation. Medians over seeds [min, max].
@@ -29,6 +31,8 @@ def load_pool(pool_dir: pathlib.Path, task: str, seed: int):
   """``(names, val_logits (M, N, C), test_logits (M, N', C))`` of one seed's runs."""
   names, val, test = [], [], []
   for path in sorted(pool_dir.glob(f"{task}_*_{seed}.npz")):
+    if ":" in path.stem:  # An ablation or candidate variant.
+      continue
     with np.load(path) as f:
       if not (np.isfinite(f["val"]).all() and np.isfinite(f["test"]).all()):
         continue  # A diverged run: its logits say nothing.

@@ -132,7 +132,8 @@ def test_quick_benchmark_and_ensembles_on_digits(tmp_path):
   for name in ("table.md", "digits_val_loss.png", "digits_autolrs_lr.png", "digits_gp_stage1.png"):
     assert (out / name).stat().st_size > 500, name
   ens = json.loads((out / "ensemble_digits.json").read_text())
-  assert ens["pool_size"] >= len(methods.METHODS)
+  # Every method's models but the ablation and candidate variants of AutoLRS.
+  assert ens["pool_size"] >= len([m for m in methods.METHODS if ":" not in m])
   greedy = ens["summary"]["greedy (Caruana)"]
   assert greedy["test_accuracy"]["median"] > 0.8
 
