@@ -405,13 +405,13 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
                 _EXPLOIT_EMA * state.exploit_loss + (1 - _EXPLOIT_EMA) * value))
   exploit_blows_up = in_exploit & (state.phase_step >= _EXPLOIT_GRACE_STEPS) & (
       exploit_loss - stage_loss > (_EXPLODE_FACTOR - 1.0) * jnp.abs(stage_loss))
+  exploit_done = in_exploit & exploitation_done(cfg, state, tau)
   if not cfg.budgeted:
     # The first stage's exploitation, from the initial parameters, that ends
     # no lower than it started learned nothing (a model collapsed to chance
     # stays at its starting loss): it is retried lower, as a blown-up one,
     # while its LR is above min_lr. Later stages may rightly stall.
-    exploit_blows_up |= (in_exploit & (state.stage == 0) & exploitation_done(cfg, state, tau)
-                         & (exploit_loss >= stage_loss)
+    exploit_blows_up |= (exploit_done & (state.stage == 0) & (exploit_loss >= stage_loss)
                          & (state.learning_rate > cfg.min_lr * (1 + 1e-6)))
   probe_ends = in_probe & ((state.phase_step == tau_probe - 1) | diverged_now)
   return Signals(
@@ -420,7 +420,7 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
       diverged_now=diverged_now,
       stage_starts=stage_starts,
       probe_ends=probe_ends,
-      exploit_ends=in_exploit & exploitation_done(cfg, state, tau) & ~exploit_blows_up,
+      exploit_ends=exploit_done & ~exploit_blows_up,
       exploit_blows_up=exploit_blows_up,
       warmup_ends=(state.phase == WARMUP) & (state.count == cfg.warmup_steps - 1),
       skip=~in_probe & ~(step_finite & loss_ok),
@@ -650,8 +650,7 @@ def continue_phase(cfg: AutoLRSConfig, state: Controller, signals: Signals,
     lr = jnp.where(state.phase == PROBE, probe_lr(cfg, state, state.phase_step + 1), lr)
     if cfg.exploit_warmup_steps:
       warming = (state.phase == EXPLOIT) & (state.learning_rate < state.exploit_lr)
-      lr = jnp.where(warming, state.exploit_lr * _budget.ramp_up(
-          state.phase_step + 1, cfg.exploit_warmup_steps), lr)
+      lr = jnp.where(warming, warming_lr(cfg, state.exploit_lr, state.phase_step + 1), lr)
   return state._replace(
       phase_step=state.phase_step + 1,
       learning_rate=lr.astype(jnp.float32),
@@ -784,13 +783,17 @@ def start_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   )
 
 
+def warming_lr(cfg: AutoLRSConfig, lr, step) -> jax.Array:
+  """The LR of step ``step`` of an exploitation at ``lr`` that warms up."""
+  return lr * _budget.ramp_up(step, cfg.exploit_warmup_steps)
+
+
 def exploit_start_lr(cfg: AutoLRSConfig, lr, from_snapshot) -> jax.Array:
   """The first LR of an exploitation at ``lr``: warming up with a budget's
   ``exploit_warmup`` when it starts from the snapshot, else ``lr``."""
   if not cfg.exploit_warmup_steps:
     return lr
-  warm = lr * _budget.ramp_up(0, cfg.exploit_warmup_steps)
-  return jnp.where(from_snapshot, warm, lr).astype(jnp.float32)
+  return jnp.where(from_snapshot, warming_lr(cfg, lr, 0), lr).astype(jnp.float32)
 
 
 def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
@@ -807,7 +810,7 @@ def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   diverged = state.trial_diverged | (state.trial_lrs >= failed)
   finished = finished_trials(state)
   smaller = finished & ~diverged & (state.trial_lrs < failed)
-  best = _common.argmin(jnp.where(smaller, state.trial_forecasts, jnp.inf))
+  best = _budget.best_index(state.trial_forecasts, smaller)
   lr = jnp.where(jnp.any(smaller), state.trial_lrs[best],
                  jnp.maximum(failed / 10, cfg.min_lr)).astype(jnp.float32)
   return state._replace(
@@ -1049,8 +1052,9 @@ def autolrs(
   anneal, as a tuned warmup-stable-decay schedule does
   (:class:`autolrs_jax.BudgetPlan` holds each choice and its default): one
   search, then the chosen LR, warmed up to from the snapshot, held until the
-  anneal, over which it decays linearly to zero at the last call. The search is a descending ladder from
-  ``max_lr``, stopping at the first LR that scores worse than one above it;
+  anneal, over which it decays linearly to zero at the last call. The search
+  is a descending ladder from ``max_lr``, stopping at the first LR that
+  scores worse than one above it;
   a rung that diverges ends within a few calls and does not count as one of
   its probes. It chooses the largest LR that did not diverge and scores
   within a tolerance of the best, or below it the vertex of the parabola (in

@@ -17,9 +17,9 @@ REPLAY_BEGIN, REPLAY_END = "<!-- replay:begin -->", "<!-- replay:end -->"
 OVERHEAD_BEGIN, OVERHEAD_END = "<!-- overhead:begin -->", "<!-- overhead:end -->"
 # The benchmark rows of the README's headline: AutoLRS, its companion, the
 # tuned schedule it must beat and the LR-free peers.
-HEADLINE_METHODS = ("autolrs-budget", "autolrs-budget-wide", "cosine", "wsd", "autolrs-sgd", "autolrs-adam", "exptest",
-                    "prodigy", "prodigy-cosine", "schedule-free-adamw", "dadapt-adamw",
-                    "dadapt-adamw-cosine")
+HEADLINE_METHODS = ("autolrs-budget", "autolrs-budget-wide", "cosine", "wsd", "autolrs-sgd",
+                    "autolrs-adam", "exptest", "prodigy", "prodigy-cosine",
+                    "schedule-free-adamw", "dadapt-adamw", "dadapt-adamw-cosine")
 
 
 def mnist1d_section(r):
@@ -341,9 +341,7 @@ def choice_table(results_dir: pathlib.Path) -> list[str]:
   if not path.exists():
     return []
   tasks = json.loads(path.read_text())["tasks"]
-  return ["Does the choice hold where nothing was tuned? ✓/✗: at or below the cosine and the "
-          "LR-free peers, within 2% with the range 10× wider on each side, the paper mode's worst "
-          "seed within 2× of the cosine's on that seed.", ""] + report.choice_markdown(tasks)
+  return [report.CHOICE_LEGEND, ""] + report.choice_markdown(tasks)
 
 
 def measurements(results_dir: pathlib.Path) -> list[str]:

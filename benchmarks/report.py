@@ -135,10 +135,8 @@ def is_ablation(name: str) -> bool:
 
 
 def markdown(summary: dict[str, Any], machine: str) -> str:
-  lines = ["#### Does AutoLRS's choice hold? Tuning and test tasks", "",
-           "Medians over seeds of the final validation loss. ✓/✗: at or below the cosine and "
-           "the LR-free peers, within 2% with the wider range, a paper-mode worst seed within "
-           "2× of the cosine's on that seed.", ""] + choice_markdown(summary) + [""]
+  lines = ["#### Does AutoLRS's choice hold? Tuning and test tasks", "", CHOICE_LEGEND, ""]
+  lines += choice_markdown(summary) + [""]
   for task_name, t in summary.items():
     grid = ", ".join(f"{lr:.3g}" for lr in t["grid"])
     lines += [
@@ -198,10 +196,21 @@ def ablation_markdown(t: dict[str, Any]) -> list[str]:
 # The LR-free peers AutoLRS must end at or below on every test task (issue 26).
 LR_FREE_PEERS = ("prodigy-cosine", "dadapt-adamw-cosine", "schedule-free-adamw")
 PAPER_MODES = ("autolrs-sgd", "autolrs-adam")
+CHOICE_LEGEND = (
+    "Medians over seeds of the final validation loss. ✓/✗: at or below the cosine and the "
+    "LR-free peers, within 2% with the range 10× wider on each side, the paper mode's worst seed "
+    "within 2× of the cosine's on that seed.")
 
 
 def _median(row: dict[str, Any] | None) -> float | None:
   return None if row is None else row["final_val_loss"]["median"]
+
+
+def _ratio(row: dict[str, Any] | None, other: dict[str, Any] | None) -> float | None:
+  """``row``'s median final validation loss over ``other``'s (None without both)."""
+  if _median(row) is None or _median(other) in (None, 0.0):
+    return None
+  return _median(row) / _median(other)
 
 
 def choice_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -215,17 +224,14 @@ def choice_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     budget, cosine = rows.get("autolrs-budget"), rows.get("cosine")
     if budget is None or cosine is None:
       continue
-    ratio = lambda other: (None if _median(other) in (None, 0.0)
-                           else _median(budget) / _median(other))
-    wide = rows.get("autolrs-budget-wide")
     out.append({
         "task": name,
         "split": t.get("split", "tuning"),
         "budget": _median(budget),
         "cosine": _median(cosine),
-        "versus_cosine": ratio(cosine),
-        "versus_peers": {p: ratio(rows.get(p)) for p in LR_FREE_PEERS},
-        "wide_versus_default": None if wide is None else _median(wide) / _median(budget),
+        "versus_cosine": _ratio(budget, cosine),
+        "versus_peers": {p: _ratio(budget, rows.get(p)) for p in LR_FREE_PEERS},
+        "wide_versus_default": _ratio(rows.get("autolrs-budget-wide"), budget),
         "paper_worst_versus_cosine": {
             m: rows[m]["versus_cosine"]["max"] if m in rows and rows[m]["versus_cosine"] else None
             for m in PAPER_MODES},
