@@ -28,6 +28,7 @@ a pytree of fixed-shape arrays. Each call
 
 import functools
 import math
+import numbers
 from typing import Any, NamedTuple
 
 import jax
@@ -1116,6 +1117,11 @@ def autolrs(
       optax optimizer.
     seed: seeds the random first proposal of each stage.
 
+  With ``optax.inject_hyperparams``, list the integer arguments but ``seed``
+  in ``static_args`` (they fix buffer shapes and the stage plan), and with
+  ``total_steps`` also ``min_lr`` and ``max_lr`` (they count the ladder's
+  rungs); one left out raises a ``ValueError`` that names it.
+
   Returns:
     A :class:`optax.GradientTransformationExtraArgs`. Its ``update`` takes
     ``(updates, state, params, *, value, validation_value=None,
@@ -1142,6 +1148,11 @@ def autolrs(
     Jin et al., `AutoLRS: Automatic Learning-Rate Schedule by Bayesian
     Optimization on the Fly <https://arxiv.org/abs/2105.10762>`_, ICLR 2021.
   """
+  (total_steps, tau, tau_probe, num_trials, tau_max, warmup_steps, grid_size, validation_points,
+   validation_from_stage) = _common.static_ints(
+       total_steps=total_steps, tau=tau, tau_probe=tau_probe, num_trials=num_trials,
+       tau_max=tau_max, warmup_steps=warmup_steps, grid_size=grid_size,
+       validation_points=validation_points, validation_from_stage=validation_from_stage)
   if total_steps is None:
     _common.check(budget is None, "budget", "None without total_steps", budget)
     tau = 1000 if tau is None else tau
@@ -1158,6 +1169,10 @@ def autolrs(
                     value)
     budget = _stages.BudgetPlan() if budget is None else budget
     _stages.check_plan(budget)
+    if budget.first_search == "ladder":  # The range counts the ladder's rungs.
+      why = "with total_steps, the range fixes the ladder's rungs"
+      min_lr = _common.static_number(min_lr, "min_lr", numbers.Real, why)
+      max_lr = _common.static_number(max_lr, "max_lr", numbers.Real, why)
     _common.check(total_steps > warmup_steps, "total_steps", f"> warmup_steps = {warmup_steps}",
                   total_steps)
     stages = _stages.budget_schedule(total_steps, budget, warmup_steps, validation_points,

@@ -1,6 +1,7 @@
 """Helpers shared by the learning-rate controllers (a leaf: imports nothing local)."""
 
 import math
+import numbers
 from typing import Any, Callable, NamedTuple, TypeVar
 
 import jax
@@ -167,6 +168,28 @@ def check(ok, name: str, rule: str, value) -> None:
     return
   if not ok:
     raise ValueError(f"{name} must be {rule}, got {name} = {value!r}.")
+
+
+def static_number(value, name: str, kind: type = numbers.Integral,
+                  why: str = "it fixes a buffer's shape or the stage plan"):
+  """``value`` (a Python number of ``kind``, or None) as it is, for a
+  hyper-parameter that cannot be traced.
+
+  Raises ``ValueError`` naming it for anything else: an array, as
+  ``optax.inject_hyperparams`` passes every numeric argument not listed in
+  its ``static_args``.
+  """
+  if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+    return value
+  raise ValueError(
+      f"{name} must be a Python {'int' if kind is numbers.Integral else 'number'} ({why}), "
+      f"got {name} = {value!r}; "
+      f"with optax.inject_hyperparams, list {name!r} in static_args.")
+
+
+def static_ints(**values) -> tuple[int | None, ...]:
+  """:func:`static_number` of each keyword argument, an integer, in order."""
+  return tuple(static_number(value, name) for name, value in values.items())
 
 
 def log(value):

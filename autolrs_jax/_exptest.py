@@ -472,6 +472,7 @@ def exptest(
     <https://arxiv.org/abs/2411.16975>`_, 2024 (ExpTest; only its abstract
     was consulted).
   """
+  window = _common.static_number(window, "window")  # It sizes the loss buffer.
   _validate(initial_lr, search, search_start_lr, window, alpha, growth_factor,
             confirm_windows, improvement, patience, backoff_factor, decrease_factor,
             max_block_size, min_lr, max_lr, divergence_factor, divergence_cut)

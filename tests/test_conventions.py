@@ -2,12 +2,14 @@
 ``jax_enable_x64``, msgpack serialisation of their states, ``inject_hyperparams``
 of their float hyper-parameters, and ``optax.MultiSteps``."""
 
+import inspect
 import os
 import pathlib
 import subprocess
 import sys
 
 import flax.serialization
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -141,6 +143,69 @@ def test_float_hyperparameters_can_be_injected(name):
   assert floats <= set(got[1].hyperparams)
   np.testing.assert_allclose(got[3], want[3], rtol=1e-5)
   np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
+
+
+# Each integer argument, given a value, through inject_hyperparams without
+# listing it in static_args: those that fix a shape or the stage plan raise a
+# ValueError that names them; the others run as without injection.
+_PAPER = dict(min_lr=1e-3, max_lr=1.0, tau=20, tau_probe=4, num_trials=3, tau_max=40)
+_BUDGET = dict(min_lr=1e-3, max_lr=1.0, total_steps=120)
+INTEGERS = {
+    ("autolrs", "tau"): _PAPER, ("autolrs", "tau_probe"): _PAPER,
+    ("autolrs", "num_trials"): _PAPER, ("autolrs", "tau_max"): _PAPER,
+    ("autolrs", "total_steps"): _BUDGET,
+    ("autolrs", "warmup_steps"): dict(_BUDGET, warmup_steps=5),
+    ("autolrs", "grid_size"): dict(_PAPER, grid_size=64),
+    ("autolrs", "validation_points"): dict(_PAPER, validation_points=2),
+    ("autolrs", "validation_from_stage"): dict(_PAPER, validation_from_stage=1),
+    ("autolrs", "seed"): dict(_PAPER, seed=3),
+    ("exptest", "window"): dict(search_start_lr=1e-4, window=8),
+    ("exptest", "confirm_windows"): dict(search_start_lr=1e-4, window=8, confirm_windows=3),
+    ("exptest", "patience"): dict(search_start_lr=1e-4, window=8, patience=3),
+    ("exptest", "max_block_size"): dict(search_start_lr=1e-4, window=8, max_block_size=4),
+}
+TRACEABLE_INTEGERS = {("autolrs", "seed"), ("exptest", "confirm_windows"),
+                      ("exptest", "patience"), ("exptest", "max_block_size")}
+
+
+def test_every_integer_argument_is_listed_here():
+  for name, (factory, _) in INJECTABLE.items():
+    ints = {p.name for p in inspect.signature(factory).parameters.values()
+            if "int" in str(p.annotation) and p.name != "base_optimizer"}
+    assert ints == {arg for f, arg in INTEGERS if f == name}
+
+
+@pytest.mark.parametrize("name,arg", sorted(INTEGERS))
+def test_an_injected_integer_runs_or_asks_for_static_args(name, arg):
+  factory, kwargs = INJECTABLE[name][0], INTEGERS[name, arg]
+  base = optax.sgd(1.0, momentum=0.9)
+  static = tuple(a for f, a in INTEGERS if f == name and a != arg)
+  injected = optax.inject_hyperparams(factory, static_args=static)(base, **kwargs)
+  params = 1.0 / jnp.sqrt(CURVATURES)
+  keys = jax.random.split(jax.random.key(2), 40)
+  if (name, arg) not in TRACEABLE_INTEGERS:
+    with pytest.raises(ValueError, match=f"{arg}.*static_args"):
+      trajectory(injected, params, injected.init(params), keys)
+    return
+  tx = factory(base, **kwargs)
+  want = trajectory(tx, params, tx.init(params), keys)
+  got = trajectory(injected, params, jax.jit(injected.init)(params), keys)
+  assert arg in got[1].hyperparams
+  np.testing.assert_allclose(got[3], want[3], rtol=1e-5)
+  np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("arg", ["min_lr", "max_lr"])
+def test_with_a_budget_the_range_is_static(arg):
+  static = tuple(a for f, a in INTEGERS if f == "autolrs")
+  other = {"min_lr": "max_lr", "max_lr": "min_lr"}[arg]
+  injected = optax.inject_hyperparams(autolrs_jax.autolrs, static_args=static + (other,))(
+      optax.sgd(1.0), **_BUDGET)
+  with pytest.raises(ValueError, match=f"{arg}.*ladder.*static_args"):
+    injected.init(jnp.ones(3))
+  static += ("min_lr", "max_lr")
+  optax.inject_hyperparams(autolrs_jax.autolrs, static_args=static)(
+      optax.sgd(1.0), **_BUDGET).init(jnp.ones(3))
 
 
 def test_an_injected_hyperparameter_changes_the_run():
