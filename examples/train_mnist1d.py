@@ -1,77 +1,91 @@
-"""Train a Flax NNX CNN on MNIST-1D with AutoLRS choosing the learning rate.
+"""AutoLRS with a step budget on MNIST-1D, beside a guessed and a tuned cosine.
 
-    python -m examples.train_mnist1d            # under a minute on 2 CPU cores
-    python -m examples.train_mnist1d --quick    # a smoke run
+    python -m examples.train_mnist1d            # about a minute on 2 CPU cores
+    python -m examples.train_mnist1d --quick    # a smoke run (300 calls)
 
 (from the repository's root, where ``benchmarks`` holds the data and model).
 
-Writes ``<out>/mnist1d.json`` (test accuracy, steps, LR chosen per stage) and
-``<out>/mnist1d.png`` (LR per step, probes visible, over the loss curve).
+Three schedules of the same Flax NNX CNN, SGD with momentum 0.9, and the same
+3,000 update calls (AutoLRS's probe steps count as calls):
+
+- AutoLRS given only the range 1e-3..1 and ``total_steps``;
+- a cosine (5% warm-up) at the peak a user guesses without tuning: 0.01,
+  Keras's default SGD learning rate;
+- the benchmark's best-of-grid cosine: the best of 7 peaks, read from
+  ``results/bench`` (the same seed's run; nothing is rerun), which cost 7 runs.
+
+Writes ``<out>/mnist1d.json`` (final validation loss and test accuracy of
+each, AutoLRS's search) and ``<out>/mnist1d.png`` (LR and validation loss over
+update calls).
 """
 
 import argparse
 import json
 import pathlib
-import time
 
 import numpy as np
 import optax
-from flax import nnx
 
 import autolrs_jax
-from benchmarks import training
-from benchmarks.tasks import accuracy
-from benchmarks.tasks import mnist1d
-from benchmarks.tasks import model_loss
+from benchmarks import methods
+from benchmarks import runner
+from benchmarks.tasks import TASKS
+
+GUESSED_PEAK = 0.01  # Keras's default SGD learning rate: a guess, not a tuning.
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "results" / "bench"
 
 
-def planned_steps(tau: int, tau_max: int, num_trials: int, stages: int) -> int:
-  """Update calls of ``stages`` AutoLRS stages (the first probes tau // 10 long, doubling)."""
-  total, tau_probe = 0, tau // 10
-  for _ in range(stages):
-    total += num_trials * tau_probe + tau
-    if 2 * tau <= tau_max:
-      tau, tau_probe = 2 * tau, 2 * tau_probe
-  return total
+def cosine_lrs(steps: int, peak: float) -> np.ndarray:
+  """The benchmark's cosine schedule (5% warm-up) at each update call."""
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, peak, warmup_steps=max(steps // 20, 1), decay_steps=steps)
+  return np.asarray([schedule(i) for i in range(steps)])
 
 
-def stage_summary(history: training.History) -> list[dict]:
-  """The LR each stage exploited, and how many steps it searched."""
-  rows = []
-  for stage in np.unique(history.stage):
-    in_stage = history.stage == stage
-    exploit = in_stage & (history.phase == autolrs_jax.EXPLOIT)
-    rows.append({
-        "stage": int(stage),
-        "probe_steps": int(np.sum(in_stage & (history.phase == autolrs_jax.PROBE))),
-        "exploit_steps": int(np.sum(exploit)),
-        "lr": float(history.learning_rate[exploit][0]) if exploit.any() else None,
-    })
-  return rows
+def best_of_grid(task: str, seed: int, steps: int) -> dict | None:
+  """The benchmark's best-of-grid cosine on ``task``, its run of ``seed``;
+  None without results at this budget."""
+  results, runs = RESULTS / "results.json", RESULTS / "runs.jsonl"
+  if not (results.exists() and runs.exists()):
+    return None
+  rows = json.loads(results.read_text())["tasks"].get(task, {})
+  if rows.get("steps") != steps:
+    return None
+  peak = next(r["lr"] for r in rows["rows"] if r["method"] == "cosine")
+  for line in runs.read_text().splitlines():
+    run = json.loads(line)
+    if (run["task"], run["method"], run["seed"], run["steps"]) == (task, "cosine", seed, steps) \
+        and np.isclose(run["lr"], peak):
+      return {"peak": peak, "grid_runs": len(rows["grid"]), "eval_steps": run["eval_steps"],
+              "val_loss": run["val_loss"], "final_val_loss": run["final_val_loss"],
+              "test_accuracy": run["test_metric"]}
+  return None
 
 
-def plot(history: training.History, path: pathlib.Path) -> None:
+def summary(run: runner.Run) -> dict:
+  return {"final_val_loss": run.final_val_loss, "test_accuracy": run.test_accuracy,
+          "eval_steps": run.eval_steps.tolist(), "val_loss": run.val_loss.tolist()}
+
+
+def plot(runs: dict[str, dict], path: pathlib.Path) -> None:
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  steps = np.arange(len(history.loss))
   fig, (ax_lr, ax_loss) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
-  for phase, color in ((autolrs_jax.PROBE, "tab:orange"), (autolrs_jax.EXPLOIT, "tab:blue")):
-    on = history.phase == phase
-    ax_lr.scatter(steps[on], history.learning_rate[on], s=2, color=color,
-                  label=autolrs_jax.PHASE_NAMES[phase])
+  colors = dict(zip(runs, ("tab:red", "tab:gray", "tab:blue")))
+  for name, run in runs.items():
+    if "learning_rate" in run:
+      ax_lr.plot(run["learning_rate"], color=colors[name], lw=1, label=name)
+    ax_loss.plot(run["eval_steps"], run["val_loss"], color=colors[name], label=name)
   ax_lr.set_yscale("log")
+  ax_lr.set_ylim(1e-4, 2.0)  # The schedules' ends at 0 would take the axis down to 1e-9.
   ax_lr.set_ylabel("learning rate")
-  ax_lr.legend(loc="upper right", markerscale=5)
-  ax_lr.set_title("AutoLRS on MNIST-1D: probes (orange) restart from the stage's snapshot")
-  ax_loss.plot(steps, history.loss, lw=0.5, color="0.6", label="minibatch loss")
-  window = 50
-  smooth = np.convolve(history.loss, np.ones(window) / window, mode="valid")
-  ax_loss.plot(steps[window - 1:], smooth, color="k", label=f"mean of {window}")
+  ax_lr.set_title("MNIST-1D, SGD-momentum, one budget: AutoLRS's probes are its first steps")
+  ax_lr.legend(loc="lower left")
   ax_loss.set_yscale("log")
-  ax_loss.set_xlabel("update calls (probe steps included)")
-  ax_loss.set_ylabel("training loss")
+  ax_loss.set_xlabel("update calls (AutoLRS's probe steps included)")
+  ax_loss.set_ylabel("validation loss")
   ax_loss.legend(loc="upper right")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
@@ -80,54 +94,45 @@ def plot(history: training.History, path: pathlib.Path) -> None:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--stages", type=int, default=5,
-                      help="train until this many stages are done (not in a probe)")
-  parser.add_argument("--steps", type=int, default=20_000, help="cap on update calls")
-  parser.add_argument("--batch-size", type=int, default=128)
-  parser.add_argument("--min-lr", type=float, default=1e-3)
-  parser.add_argument("--max-lr", type=float, default=1.0)
-  parser.add_argument("--tau", type=int, default=200)
-  parser.add_argument("--tau-max", type=int, default=1600)
-  parser.add_argument("--num-trials", type=int, default=6)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out"))
-  parser.add_argument("--quick", action="store_true", help="600 steps, for a smoke test")
+  parser.add_argument("--quick", action="store_true",
+                      help="300 calls, for a smoke test (no tuned cosine at that budget)")
   args = parser.parse_args()
-  if args.quick:
-    args.stages, args.tau, args.tau_max = 2, 100, 200
 
-  data = mnist1d.load()
-  graphdef, params = nnx.split(mnist1d.CNN(rngs=nnx.Rngs(args.seed)), nnx.Param)
-  tx = autolrs_jax.autolrs(
-      optax.sgd(1.0, momentum=0.9),
-      min_lr=args.min_lr, max_lr=args.max_lr, tau=args.tau,
-      num_trials=args.num_trials, tau_max=args.tau_max, seed=args.seed)
-  # The run ends after its last stage: that many steps, unless --steps is fewer.
-  steps = min(args.steps, planned_steps(args.tau, args.tau_max, args.num_trials, args.stages))
-  start = time.perf_counter()
-  params, _, history = training.train(
-      params, tx, model_loss(graphdef), data, steps=steps, batch_size=args.batch_size,
-      seed=args.seed, stop_after_stage=args.stages - 1, progress=True)
-  seconds = time.perf_counter() - start
-  test_accuracy = accuracy(graphdef, params, data.x_test, data.y_test)
-  probe_steps = int(np.sum(history.phase == autolrs_jax.PROBE))
+  task = TASKS["mnist1d"]
+  budget = task.quick if args.quick else task.full
+  autolrs = runner.train(task, methods.METHODS["autolrs-budget"], args.seed, budget.steps,
+                         budget.eval_every)
+  guessed = runner.train(task, methods.METHODS["cosine"], args.seed, budget.steps,
+                         budget.eval_every, lr=GUESSED_PEAK)
+  tuned = best_of_grid(task.name, args.seed, budget.steps)
+
+  search = autolrs.bo_stages[0] if autolrs.bo_stages else {}
+  runs = {
+      "AutoLRS (total_steps)": summary(autolrs) | {
+          "learning_rate": autolrs.learning_rate.tolist(),
+          "probe_steps": int(np.sum(autolrs.phase == autolrs_jax.PROBE)),
+          "probed_lrs": search.get("learning_rates"), "held_lr": search.get("exploited_lr")},
+      f"cosine at a guessed {GUESSED_PEAK:g}": summary(guessed) | {
+          "learning_rate": cosine_lrs(budget.steps, GUESSED_PEAK).tolist()},
+  }
+  if tuned is not None:
+    name = f"best-of-grid cosine ({tuned['peak']:.2g}, {tuned['grid_runs']} runs)"
+    runs[name] = tuned | {"learning_rate": cosine_lrs(budget.steps, tuned["peak"]).tolist()}
 
   args.out.mkdir(parents=True, exist_ok=True)
-  result = {
-      "test_accuracy": test_accuracy,
-      "steps": len(history.loss),
-      "probe_steps": probe_steps,
-      "wall_seconds": seconds,
-      "stages": stage_summary(history),
-      "config": {k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(args).items()},
-  }
-  (args.out / "mnist1d.json").write_text(json.dumps(result, indent=2))
-  plot(history, args.out / "mnist1d.png")
-  print(f"test accuracy {test_accuracy:.4f} after {len(history.loss)} steps "
-        f"({probe_steps} of them probes), {seconds:.0f} s")
-  for row in result["stages"]:
-    print(f"  stage {row['stage']}: {row['probe_steps']} probe steps, "
-          f"{row['exploit_steps']} steps at lr {row['lr']}")
+  result = {"steps": budget.steps, "seed": args.seed, "runs": runs}
+  (args.out / "mnist1d.json").write_text(json.dumps(result))
+  plot(runs, args.out / "mnist1d.png")
+  print(f"MNIST-1D, {budget.steps} update calls, seed {args.seed}:")
+  for name, run in runs.items():
+    print(f"  {name:<36} final validation loss {run['final_val_loss']:.4f}, "
+          f"test accuracy {run['test_accuracy']:.4f}")
+  print(f"AutoLRS probed {runs['AutoLRS (total_steps)']['probe_steps']} calls and held "
+        f"lr {search.get('exploited_lr', float('nan')):.3g}")
+  if tuned is None:
+    print("(no best-of-grid cosine at this budget in results/bench)")
   print(f"wrote {args.out / 'mnist1d.json'} and {args.out / 'mnist1d.png'}")
 
 

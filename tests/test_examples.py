@@ -19,13 +19,25 @@ def test_mnist1d_example_quick(tmp_path):
        "--out", str(tmp_path)],
       check=True, cwd=ROOT, timeout=600)
   result = json.loads((tmp_path / "mnist1d.json").read_text())
-  # --quick: two stages (tau = 100 then 200, 6 probes of 10 then 20 steps).
-  assert [s["stage"] for s in result["stages"]] == [0, 1]
-  assert [s["exploit_steps"] for s in result["stages"]] == [100, 200]
-  assert result["steps"] == sum(s["probe_steps"] + s["exploit_steps"] for s in result["stages"])
-  assert 0 < result["probe_steps"] <= 6 * 10 + 6 * 20
-  assert result["test_accuracy"] > 0.5
+  # --quick: 300 calls; no best-of-grid cosine exists at that budget.
+  assert result["steps"] == 300
+  autolrs, guessed = result["runs"].values()
+  assert list(result["runs"]) == ["AutoLRS (total_steps)", "cosine at a guessed 0.01"]
+  assert len(autolrs["learning_rate"]) == len(guessed["learning_rate"]) == 300
+  assert 0 < autolrs["probe_steps"] <= 0.25 * 300
+  assert min(autolrs["probed_lrs"]) <= autolrs["held_lr"] <= max(autolrs["probed_lrs"])
+  assert autolrs["test_accuracy"] > 0.5 and autolrs["eval_steps"][-1] == 300
   assert (tmp_path / "mnist1d.png").stat().st_size > 10_000
+
+
+def test_the_example_reads_the_benchmark_s_best_of_grid_cosine():
+  from examples import train_mnist1d  # pylint: disable=g-import-not-at-top
+  tuned = train_mnist1d.best_of_grid("mnist1d", 0, 3000)
+  rows = json.loads((ROOT / "results/bench/results.json").read_text())["tasks"]["mnist1d"]
+  cosine = next(r for r in rows["rows"] if r["method"] == "cosine")
+  assert tuned["peak"] == cosine["lr"] and tuned["grid_runs"] == 7
+  assert tuned["final_val_loss"] == cosine["per_seed"]["0"]
+  assert train_mnist1d.best_of_grid("mnist1d", 0, 300) is None
 
 
 @pytest.mark.slow
