@@ -134,7 +134,8 @@ def _script(name: str):
   return importlib.import_module(f"benchmarks.{name}").main
 
 
-SCRIPTS = {"step-time": "step_time", "kappa": "kappa", "readme": "render_readme"}
+SCRIPTS = {"step-time": "step_time", "kappa": "kappa", "readme": "render_readme",
+           "probes": "probe_landscape"}
 
 
 def main(argv=None) -> None:
@@ -145,7 +146,7 @@ def main(argv=None) -> None:
                                    description="AutoLRS against tuned schedules and LR-free peers.")
   parser.add_argument("command", nargs="?", default="run",
                       choices=("run", "report", "overhead", "ensemble", *SCRIPTS),
-                      help="step-time, kappa and readme take their own options (--help)")
+                      help="step-time, kappa, probes and readme take their own options (--help)")
   parser.add_argument("--task", action="append", choices=sorted(TASKS),
                       help="task(s) to run (default: all)")
   parser.add_argument("--methods", help="comma-separated subset of: " + ", ".join(METHODS))

@@ -305,10 +305,36 @@ def overhead_summary(r, step_time) -> list[str]:
   return lines
 
 
+def probes_section(r):
+  """``python -m benchmarks probes``: each ladder rung's probe beside the cosine at that peak."""
+  lines = ["### What the ladder sees (`python -m benchmarks probes --out results/probes.json`)", "",
+           "Each rung of the budget ladder probed once from the initial parameters, as the first "
+           f"stage does (medians over seeds): the validation loss at the probe's end, the default "
+           "score (the exponential forecast at the hold's horizon), the fit at the probe's own end, "
+           f"and the probe's path over the initial norm (★: past the drift bound "
+           f"{r['drift_bound']:g}, the probe counts as diverged); beside them the benchmark's "
+           "cosine at that peak (its final validation loss; bold: the best peak).", ""]
+  for t in r["tasks"]:
+    cosines = [c for x in t["rungs"] if (c := x["cosine_final_val_loss"]) is not None and c == c]
+    lines += [f"**{t['task']}** ({t['split']} task, {t['optimizer']}, probes of "
+              f"{t['probe_calls']} calls, horizon {t['horizon']}, {t['seeds']} seeds)", "",
+              "| LR | val loss at probe end | forecast score | fit at probe end | path / norm "
+              "| cosine at this peak |", "|---:|---:|---:|---:|---:|---:|"]
+    for x in t["rungs"]:
+      c = x["cosine_final_val_loss"]
+      cell = ("—" if c is None else "diverged" if c != c
+              else f"**{c:.4g}**" if c == min(cosines) else f"{c:.4g}")
+      star = " ★" if x["path_ratio"] > r["drift_bound"] else ""
+      lines.append(f"| {x['lr']:.3g} | {x['end_val_loss']:.4g} | {x['forecast']:.4g} | "
+                   f"{x['end_fit']:.4g} | {x['path_ratio']:.2f}{star} | {cell} |")
+    lines.append("")
+  return lines
+
+
 SECTIONS = (("mnist1d.json", mnist1d_section), ("exptest_mnist1d.json", exptest_section),
             ("search_then_replay.json", search_replay_section),
             ("step_time.json", step_time_section),
-            ("kappa.json", kappa_section))
+            ("kappa.json", kappa_section), ("probes.json", probes_section))
 
 
 def headline(results_dir: pathlib.Path) -> list[str]:

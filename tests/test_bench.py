@@ -166,3 +166,32 @@ def test_choice_rows_compare_autolrs_with_the_cosine_the_peers_and_the_wide_rang
   assert row["probe_fraction_max"] == pytest.approx(0.08)
   table = "\n".join(report.choice_markdown(report.summarize(records)))
   assert "1.100 ✗" in table and "2.500 ✗" in table
+
+
+@pytest.mark.slow
+def test_the_readme_s_measurement_commands_run(tmp_path):
+  """Every ``python -m benchmarks`` command the README shows, at a small size."""
+  bench = lambda *args: subprocess.run([sys.executable, "-m", "benchmarks", *args],
+                                       check=True, cwd=ROOT, timeout=900)
+  bench("overhead", "--quick", "--out", str(tmp_path))
+  rows = json.loads((tmp_path / "overhead.json").read_text())["rows"]
+  assert {(r["base"], r["mode"]) for r in rows} == {
+      (b, m) for b in overhead.BASES for m in overhead.MODES}
+  bench("step-time", "--steps", "40", "--out", str(tmp_path / "step_time.json"))
+  step_time = json.loads((tmp_path / "step_time.json").read_text())
+  assert step_time["autolrs"]["first_call_s"] > 0 < step_time["ratio_median"]
+  bench("probes", "--task", "digits", "--seeds", "1", "--out", str(tmp_path / "probes.json"))
+  digits = json.loads((tmp_path / "probes.json").read_text())["tasks"][0]
+  assert [r["lr"] for r in digits["rungs"]][:2] == pytest.approx([1.0, 10 ** -0.5])
+  # The generated documents, from the repository's results and these files.
+  results = tmp_path / "results"
+  subprocess.run(["cp", "-r", str(ROOT / "results"), str(results)], check=True)
+  for name in ("step_time.json", "probes.json"):
+    (results / name).write_text((tmp_path / name).read_text())
+  readme = tmp_path / "README.md"
+  readme.write_text((ROOT / "README.md").read_text())
+  bench("readme", "--results", str(results), "--readme", str(readme),
+        "--docs", str(tmp_path / "benchmarks.md"))
+  docs = (tmp_path / "benchmarks.md").read_text()
+  assert "What the ladder sees" in docs and "**digits** (tuning task" in docs
+  assert "<!-- example:begin -->\nGenerated" in readme.read_text()
