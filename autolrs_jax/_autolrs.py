@@ -88,6 +88,7 @@ class Controller(NamedTuple):
   # float32: loss at the stage's snapshot, the mean of its probes' first losses.
   stage_loss: jax.Array
   exploit_loss: jax.Array  # float32: moving average of this exploitation's losses.
+  exploit_best: jax.Array  # float32: the lowest exploit_loss of this exploitation so far.
   # bool: the last update returned to the stage's snapshot, undoing every call
   # of the stage so far (read by autolrs_jax.ScheduleRecorder).
   restored: jax.Array
@@ -114,8 +115,8 @@ class Controller(NamedTuple):
 
 @_common.packs_scalars(
     counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step", "key_count")),
-    reals=(jnp.float32, ("stage_loss", "exploit_loss", "probe_path", "snapshot_norm",
-                         "lr_ceiling", "exploit_lr")),
+    reals=(jnp.float32, ("stage_loss", "exploit_loss", "exploit_best", "probe_path",
+                         "snapshot_norm", "lr_ceiling", "exploit_lr")),
     flags=(bool, ("wants_validation", "restored", "resume_from_snapshot")))
 class AutoLRSState(NamedTuple):
   """State of :func:`autolrs`: the :class:`Controller`, packed, and the trees.
@@ -179,7 +180,7 @@ class AutoLRSConfig(NamedTuple):
   acquisition: str
   kappa: float
   grid_size: int
-  max_probe_drift: float
+  max_probe_drift: float | None
   axis_name: str | None
   seed: int
   stages: _stages.StageSchedule
@@ -252,6 +253,7 @@ class Signals(NamedTuple):
   skip: jax.Array  # bool: a non-finite step outside probes, not applied.
   stage_loss: jax.Array  # float32: the stage's starting loss, updated.
   exploit_loss: jax.Array  # float32: the exploitation's moving average, updated.
+  exploit_best: jax.Array  # float32: its lowest so far, updated.
   probe_score: jax.Array  # float32: the ended probe's score (0 unless probe_ends).
   probe_diverged: jax.Array  # bool: the ended probe diverged or exploded.
   keeps_probe: jax.Array  # bool: the ended probe won; training goes on from it.
@@ -327,6 +329,7 @@ def init_controller(cfg: AutoLRSConfig) -> Controller:
       probe_losses=jnp.zeros([cfg.stages.max_tau_probe], jnp.float32),
       stage_loss=jnp.zeros([], jnp.float32),
       exploit_loss=jnp.zeros([], jnp.float32),
+      exploit_best=jnp.zeros([], jnp.float32),
       restored=jnp.zeros([], bool),
       probe_path=jnp.zeros([], jnp.float32),
       snapshot_norm=jnp.zeros([], jnp.float32),
@@ -396,7 +399,9 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   in_exploit = state.phase == EXPLOIT
   # Only a probe is restored: its drift from the snapshot matters only there.
   path = jnp.where(state.phase_step == 0, 0.0, state.probe_path) + step_length
-  step_ok = step_finite & (~in_probe | (path <= cfg.max_probe_drift * snapshot_norm))
+  step_ok = step_finite
+  if cfg.max_probe_drift is not None:
+    step_ok &= ~in_probe | (path <= cfg.max_probe_drift * snapshot_norm)
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   diverged_now = ~loss_ok | ~step_ok
   stage_loss = starting_loss(cfg, state, value, stage_starts)
@@ -404,8 +409,15 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
       ~in_exploit | ~loss_ok, state.exploit_loss,
       jnp.where(state.phase_step == 0, value,
                 _EXPLOIT_EMA * state.exploit_loss + (1 - _EXPLOIT_EMA) * value))
-  exploit_blows_up = in_exploit & (state.phase_step >= _EXPLOIT_GRACE_STEPS) & (
+  exploit_best = jnp.where(
+      ~in_exploit | ~loss_ok, state.exploit_best,
+      jnp.where(state.phase_step == 0, exploit_loss, jnp.minimum(state.exploit_best, exploit_loss)))
+  graced = in_exploit & (state.phase_step >= _EXPLOIT_GRACE_STEPS)
+  exploit_blows_up = graced & (
       exploit_loss - stage_loss > (_EXPLODE_FACTOR - 1.0) * jnp.abs(stage_loss))
+  if cfg.budgeted and cfg.budget.exploit_guard is not None:
+    exploit_blows_up |= graced & _budget.lost_progress(
+        cfg.budget.exploit_guard, stage_loss, exploit_best, exploit_loss)
   exploit_done = in_exploit & exploitation_done(cfg, state, tau)
   if not cfg.budgeted:
     # The first stage's exploitation, from the initial parameters, that ends
@@ -427,6 +439,7 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
       skip=~in_probe & ~(step_finite & loss_ok),
       stage_loss=stage_loss,
       exploit_loss=exploit_loss,
+      exploit_best=exploit_best,
       probe_score=jnp.zeros([], jnp.float32),
       probe_diverged=jnp.zeros([], bool),
       keeps_probe=jnp.zeros([], bool),
@@ -903,6 +916,7 @@ def transition(cfg: AutoLRSConfig, state: Controller, signals: Signals,
       stage_loss=signals.stage_loss,
       probe_path=signals.probe_path,
       exploit_loss=signals.exploit_loss,
+      exploit_best=signals.exploit_best,
       restored=signals.restores,
       wants_validation=cfg.stages.is_validation_step(
           controller.stage, controller.phase == PROBE, controller.phase_step),
@@ -997,7 +1011,7 @@ def autolrs(
     grid_size: int = 512,
     validation_points: int = 16,
     validation_from_stage: int | None = None,
-    max_probe_drift: float = 2.0,
+    max_probe_drift: float | None = 2.0,
     axis_name: str | None = None,
     seed: int = 0,
 ) -> optax.GradientTransformationExtraArgs:
@@ -1155,13 +1169,8 @@ def autolrs(
        validation_points=validation_points, validation_from_stage=validation_from_stage)
   if total_steps is None:
     _common.check(budget is None, "budget", "None without total_steps", budget)
-    tau = 1000 if tau is None else tau
-    tau_probe = tau // 10 if tau_probe is None else tau_probe
-    num_trials = 10 if num_trials is None else num_trials
-    tau_max = 8000 if tau_max is None else tau_max
-    _validate_paper_stages(tau, tau_probe, num_trials, tau_max)
-    stages = _stages.doubling_schedule(tau, tau_probe, num_trials, tau_max,
-                                       validation_points, validation_from_stage)
+    stages = _paper_stages(tau, tau_probe, num_trials, tau_max, validation_points,
+                           validation_from_stage)
   else:
     paper_args = dict(tau=tau, tau_probe=tau_probe, num_trials=num_trials, tau_max=tau_max)
     for name, value in paper_args.items():
@@ -1232,6 +1241,18 @@ def autolrs(
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+def _paper_stages(tau, tau_probe, num_trials, tau_max, validation_points,
+                  validation_from_stage) -> _stages.StageSchedule:
+  """The paper's doubling stages, their defaults filled in and checked."""
+  tau = 1000 if tau is None else tau
+  tau_probe = tau // 10 if tau_probe is None else tau_probe
+  num_trials = 10 if num_trials is None else num_trials
+  tau_max = 8000 if tau_max is None else tau_max
+  _validate_paper_stages(tau, tau_probe, num_trials, tau_max)
+  return _stages.doubling_schedule(tau, tau_probe, num_trials, tau_max, validation_points,
+                                   validation_from_stage)
+
+
 def _validate_paper_stages(tau, tau_probe, num_trials, tau_max):
   """Raises ValueError naming the first bad hyper-parameter of the paper's stages."""
   check = _common.check
@@ -1257,7 +1278,8 @@ def _validate(min_lr, max_lr, warmup_steps, warmup_lr, acquisition, kappa, grid_
   check(validation_points >= 1, "validation_points", ">= 1", validation_points)
   check(validation_from_stage is None or validation_from_stage >= 0,
         "validation_from_stage", ">= 0", validation_from_stage)
-  check(max_probe_drift > 0, "max_probe_drift", "> 0", max_probe_drift)
+  check(max_probe_drift is None or max_probe_drift > 0, "max_probe_drift", "None or > 0",
+        max_probe_drift)
 
 
 def describe_state(s: AutoLRSState) -> dict[str, Any]:

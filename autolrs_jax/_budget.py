@@ -13,6 +13,7 @@ new mechanism is one function here, one field of the plan, and its test.
   :func:`ladder_passed`, :func:`ladder_full`).
 - How the stage's LR is chosen: :func:`largest_within` (the largest LR near
   the best score) and :func:`parabola_vertex` (between the ladder's rungs).
+- How the hold is guarded: :func:`lost_progress`.
 - How the budget ends: :func:`anneal_factor`.
 """
 
@@ -174,6 +175,23 @@ def parabola_vertex(lrs, scores, diverged, finished) -> tuple[jax.Array, jax.Arr
   vertex = jnp.clip(vertex, jnp.minimum(x[0], x[2]), jnp.maximum(x[0], x[2]))
   ok &= jnp.isfinite(vertex)
   return jnp.exp(vertex).astype(jnp.float32), ok
+
+
+# --- The hold ------------------------------------------------------------------
+
+
+def lost_progress(fraction: float, stage_loss, best, loss) -> jax.Array:
+  """Whether an exploitation gave back ``fraction`` of what it gained, having
+  gained at least ``fraction`` of its stage's starting loss.
+
+  ``best`` is the lowest moving average of its losses so far and ``loss`` the
+  current one. A short probe can favour an LR that trains in its first calls
+  and collapses when held (back to chance, where the stage started); the
+  armed condition keeps the noise of an exploitation that has not yet
+  learned much from tripping it.
+  """
+  gained = stage_loss - best
+  return (gained >= fraction * jnp.abs(stage_loss)) & (loss - best > fraction * gained)
 
 
 # --- The end of the budget ---------------------------------------------------

@@ -165,6 +165,10 @@ class BudgetPlan(NamedTuple):
   # that goes on from its kept probe does not. Chosen on the tuning tasks
   # (issue 26): it helped the LM (3 seeds) and MNIST-1D (median), not digits.
   exploit_warmup: float = 0.05
+  # An exploitation that has cut its stage's starting loss by this fraction and
+  # then gives back this fraction of its gain is rolled back as a blown-up one
+  # (an LR that a short probe liked but that collapses when held); None: off.
+  exploit_guard: float | None = None
   # Choose the largest LR that did not diverge and scores within this fraction
   # of the best score (0: the best): short probes favour small LRs.
   prefer_larger: float = 0.05
@@ -194,6 +198,8 @@ def check_plan(plan: BudgetPlan) -> None:
         "probe_warmup", "< 1 - cooldown_fraction (with score='cooldown')", plan.probe_warmup)
   check(plan.ladder_overrun >= 1, "ladder_overrun", ">= 1", plan.ladder_overrun)
   check(0 <= plan.exploit_warmup < 1, "exploit_warmup", "in [0, 1)", plan.exploit_warmup)
+  check(plan.exploit_guard is None or 0 < plan.exploit_guard < 1, "exploit_guard",
+        "None or in (0, 1)", plan.exploit_guard)
 
 
 def budget_schedule(total_steps: int, plan: BudgetPlan, warmup_steps: int,

@@ -53,7 +53,10 @@ def _autolrs(optimizer: str):
 WIDE_RANGE = 10.0
 
 
-def _autolrs_budget(widen: float = 1.0, max_probe_drift: float | None = None, **plan_changes):
+_DEFAULT = object()  # max_probe_drift as autolrs's default.
+
+
+def _autolrs_budget(widen: float = 1.0, max_probe_drift=_DEFAULT, **plan_changes):
   """AutoLRS given only the task optimizer's LR range and the budget.
 
   ``plan_changes`` switch mechanisms of the default :class:`BudgetPlan` off,
@@ -65,7 +68,7 @@ def _autolrs_budget(widen: float = 1.0, max_probe_drift: float | None = None, **
     lo, hi = LR_RANGES[task.optimizer]
     lo, hi = lo / widen, hi * widen
     plan = autolrs_jax.BudgetPlan()._replace(**plan_changes) if plan_changes else None
-    drift = {} if max_probe_drift is None else {"max_probe_drift": max_probe_drift}
+    drift = {} if max_probe_drift is _DEFAULT else {"max_probe_drift": max_probe_drift}
     return autolrs_jax.autolrs(base_optimizer(task.optimizer, 1.0), min_lr=lo, max_lr=hi,
                                total_steps=steps, budget=plan, seed=seed, **drift)
   return build
@@ -91,6 +94,12 @@ CANDIDATES = (
      dict(max_probe_drift=10.0, probe_warmup=0.25)),
     ("drift10-cooldown", "drift 10x, probes cool down over their last 30%, scored at their end",
      dict(max_probe_drift=10.0, score="cooldown")),
+    ("guard", "an exploitation that halved its stage's starting loss and gives back half its "
+     "gain is rolled back", dict(exploit_guard=0.5)),
+    ("no-drift-guard", "no drift bound (a probe diverges on its loss only), with the guard",
+     dict(max_probe_drift=None, exploit_guard=0.5)),
+    ("end-no-drift-guard", "probes scored by their fit at their own end, no drift bound, "
+     "with the guard", dict(max_probe_drift=None, exploit_guard=0.5, score="end")),
 )
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).

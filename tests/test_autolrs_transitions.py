@@ -32,7 +32,7 @@ def signals(cfg, **kw):
               diverged_now=false, stage_starts=false, probe_ends=false, exploit_ends=false,
               exploit_blows_up=false, warmup_ends=false, skip=false,
               stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0),
-              probe_score=jnp.float32(0.0), probe_diverged=false, keeps_probe=false,
+              exploit_best=jnp.float32(1.0), probe_score=jnp.float32(0.0), probe_diverged=false, keeps_probe=false,
               probe_path=jnp.float32(0.0))
   return A.Signals(**(base | kw))
 
@@ -219,6 +219,42 @@ def test_paper_mode_retries_a_first_exploitation_that_ends_no_lower_than_it_bega
   sig = A.observe(cfg, s, measured(average), validating=False)
   assert bool(sig.exploit_blows_up) == blows_up
   assert bool(sig.exploit_ends) == (not blows_up)
+
+
+@pytest.mark.parametrize("guard,best,loss,blows_up", [
+    (0.5, 0.5, 11.0, True),  # Halved the stage's 2.0, then the average 1.64 gave back 76%.
+    (0.5, 0.5, 1.0, False),  # The average 0.64 gave back 9% of its gain.
+    (0.5, 1.2, 11.0, False),  # Gained 0.8 < half of 2.0: not armed, and 1.64 < 1.5x 2.0.
+    (None, 0.5, 11.0, False),  # No guard: only the 1.5x rule, which 1.64 < 3.0 passes.
+])
+def test_the_guard_rolls_back_an_exploitation_that_gives_back_half_its_gain(
+    guard, best, loss, blows_up):
+  plan = autolrs_jax.BudgetPlan(exploit_guard=guard)
+  cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
+  s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(50),
+                 stage_loss=jnp.float32(2.0), exploit_loss=jnp.float32(0.6),
+                 exploit_best=jnp.float32(best))
+  sig = A.observe(cfg, s, measured(loss), validating=False)
+  assert float(sig.exploit_loss) == pytest.approx(0.9 * 0.6 + 0.1 * loss)
+  assert float(sig.exploit_best) == pytest.approx(min(best, float(sig.exploit_loss)))
+  assert bool(sig.exploit_blows_up) == blows_up
+
+
+def test_the_exploitation_s_best_restarts_with_it():
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(0),
+                 exploit_loss=jnp.float32(0.1), exploit_best=jnp.float32(0.1))
+  sig = A.observe(cfg, s, measured(3.0), validating=False)
+  assert float(sig.exploit_loss) == float(sig.exploit_best) == 3.0
+
+
+def test_without_a_drift_bound_a_probe_diverges_on_its_loss_only():
+  bounded, free = config(), config(max_probe_drift=None)
+  s = controller(bounded, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(1),
+                 probe_path=jnp.float32(100.0))
+  assert bool(A.observe(bounded, s, measured(1.0), validating=False).diverged_now)
+  assert not bool(A.observe(free, s, measured(1.0), validating=False).diverged_now)
+  assert bool(A.observe(free, s, measured(np.inf), validating=False).diverged_now)
 
 
 def test_a_blown_up_exploitation_caps_the_lrs_of_later_stages():
