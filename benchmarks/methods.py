@@ -100,6 +100,8 @@ CANDIDATES = (
      dict(max_probe_drift=None, exploit_guard=0.5)),
     ("end-no-drift-guard", "probes scored by their fit at their own end, no drift bound, "
      "with the guard", dict(max_probe_drift=None, exploit_guard=0.5, score="end")),
+    ("no-drift-guard-no-vertex", "no drift bound, the guard, and the chosen rung itself (no "
+     "parabola's vertex)", dict(max_probe_drift=None, exploit_guard=0.5, ladder_vertex=False)),
 )
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).
