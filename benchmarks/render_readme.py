@@ -100,8 +100,9 @@ def step_time_section(r):
       "",
       f"MNIST-1D CNN, batch 128, {r['steps']} timed steps on `{r['device']}`, same process:",
       "",
-      "| | median step | mean step | first call (compile) | ÷ bare: median, mean, first call |",
-      "|---|---:|---:|---:|---:|",
+      "| | median step | mean step | first call (compile) | trace + lower, XLA compile "
+      "| ÷ bare: median, mean, first call |",
+      "|---|---:|---:|---:|---:|---:|",
   ]
   b = r["base"]
   for label, key in rows:
@@ -109,8 +110,10 @@ def step_time_section(r):
     ratios = ("" if key == "base" else
               f"{x['median_ms'] / b['median_ms']:.2f}×, {x['mean_ms'] / b['mean_ms']:.2f}×, "
               f"{x['first_call_s'] / b['first_call_s']:.1f}×")
+    phases = (f"{x['trace_s'] + x['lower_s']:.2f} s, {x['compile_s']:.2f} s"
+              if "compile_s" in x else "—")
     lines.append(f"| {label} | {x['median_ms']:.2f} ms | {x['mean_ms']:.2f} ms | "
-                 f"{x['first_call_s']:.1f} s | {ratios} |")
+                 f"{x['first_call_s']:.1f} s | {phases} | {ratios} |")
   return lines + [
       "",
       "On this 10k-parameter model the step is dominated by a fixed per-step cost of AutoLRS "
@@ -390,6 +393,24 @@ def choice_table(results_dir: pathlib.Path) -> list[str]:
   return [report.CHOICE_LEGEND, ""] + report.choice_markdown(tasks)
 
 
+def paired_section(results_dir: pathlib.Path) -> list[str]:
+  """Each directory's variants of AutoLRS against the full method, seed by seed."""
+  from benchmarks import report  # pylint: disable=g-import-not-at-top
+  lines = []
+  # The benchmark's own variants are in its ablation tables.
+  for path in sorted(p for p in results_dir.glob("*/paired.json") if p.parent.name != "bench"):
+    rows = json.loads(path.read_text())["rows"]
+    tasks = sorted({r["task"] for r in rows})
+    methods = ",".join(["autolrs-budget"] + sorted({r["method"] for r in rows}))
+    seeds = max(r["seeds"] for r in rows)
+    lines += [f"### Mechanisms, paired by seed (`{path.parent.as_posix()}`)", "",
+              f"`python -m benchmarks {' '.join(f'--task {t}' for t in tasks)} --methods "
+              f"{methods} --seeds {seeds} --out {path.parent.as_posix()}`: each variant's final "
+              "validation loss over the full method's on the same seed (same data, "
+              "initialisation and minibatch keys).", ""] + report.paired_markdown(rows) + [""]
+  return lines
+
+
 def measurements(results_dir: pathlib.Path) -> list[str]:
   """Every measurement section, for docs/benchmarks.md."""
   lines = []
@@ -400,7 +421,7 @@ def measurements(results_dir: pathlib.Path) -> list[str]:
   parallel = [json.loads(p.read_text()) for p in sorted(results_dir.glob("data_parallel_*.json"))]
   if parallel:
     lines += data_parallel_section(parallel) + [""]
-  return lines + bench_section(results_dir)
+  return lines + bench_section(results_dir) + paired_section(results_dir)
 
 
 def main(argv=None):

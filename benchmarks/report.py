@@ -379,11 +379,51 @@ def plot_gp_posterior(record: dict[str, Any], stage: int, out: pathlib.Path) -> 
   return path
 
 
+def paired(records: list[dict[str, Any]], base: str = "autolrs-budget") -> list[dict[str, Any]]:
+  """Each variant of ``base`` (``base:name``) against it, seed by seed, per task.
+
+  A variant changes one mechanism; on the same seed both runs share the data,
+  the initialisation and the minibatch keys, so the ratio of their final
+  validation losses is the mechanism's effect plus the noise of a shifted
+  trajectory. Its geometric mean and worst seed say more than a median of 3.
+  """
+  finals = {(r["task"], r["method"], r["seed"]): r["final_val_loss"] for r in records}
+  rows = []
+  for task, method in sorted({(t, m) for t, m, _ in finals if m.startswith(base + ":")}):
+    seeds = sorted(s for t, m, s in finals if (t, m) == (task, method) and (t, base, s) in finals)
+    if not seeds:
+      continue
+    ratios = np.array([finals[task, method, s] / finals[task, base, s] for s in seeds])
+    rows.append({
+        "task": task, "method": method, "seeds": len(seeds),
+        "median": float(np.median([finals[task, method, s] for s in seeds])),
+        "base_median": float(np.median([finals[task, base, s] for s in seeds])),
+        "ratio_geometric_mean": float(np.exp(np.mean(np.log(ratios)))),
+        "ratio_median": float(np.median(ratios)),
+        "ratio_best": float(ratios.min()), "ratio_worst": float(ratios.max()),
+    })
+  return rows
+
+
+def paired_markdown(rows: list[dict[str, Any]]) -> list[str]:
+  lines = ["| task | variant | seeds | median final val loss (full method's) | ÷ full method: "
+           "geometric mean | median | best seed | worst seed |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
+  for r in rows:
+    lines.append(f"| {r['task']} | {r['method'].split(':', 1)[1]} | {r['seeds']} | "
+                 f"{r['median']:.4g} ({r['base_median']:.4g}) | {r['ratio_geometric_mean']:.3f} | "
+                 f"{r['ratio_median']:.3f} | {r['ratio_best']:.3f} | {r['ratio_worst']:.3f} |")
+  return lines
+
+
 def write_report(records: list[dict[str, Any]], out: pathlib.Path, machine: str) -> dict:
   summary = summarize(records)
   out.mkdir(parents=True, exist_ok=True)
   (out / "results.json").write_text(json.dumps({"machine": machine, "tasks": summary}, indent=1))
   (out / "table.md").write_text(markdown(summary, machine))
+  pairs = paired(records)
+  if pairs:
+    (out / "paired.json").write_text(json.dumps({"machine": machine, "rows": pairs}, indent=1))
   plot_validation_curves(records, summary, out)
   plot_autolrs_lr(records, out)
   for r in records:

@@ -15,6 +15,7 @@ median is the typical step).
 import argparse
 import json
 import pathlib
+import time
 
 import jax
 import optax
@@ -35,6 +36,18 @@ def cnn_step(tx, data, pass_value):
   return step, params, opt_state
 
 
+def compile_phases(step, params, opt_state) -> dict[str, float]:
+  """Seconds to trace, lower and XLA-compile ``step`` (a fresh ``jax.jit``), apart."""
+  start = time.perf_counter()
+  traced = step.trace(params, opt_state, jax.random.key(0))
+  traced_at = time.perf_counter()
+  lowered = traced.lower()
+  lowered_at = time.perf_counter()
+  lowered.compile()
+  return {"trace_s": traced_at - start, "lower_s": lowered_at - traced_at,
+          "compile_s": time.perf_counter() - lowered_at}
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(prog="python -m benchmarks step-time")
   parser.add_argument("--steps", type=int, default=2000)
@@ -45,11 +58,17 @@ def main(argv=None):
   sgd = optax.sgd(1.0, momentum=0.9)
   auto = autolrs_jax.autolrs(sgd, min_lr=1e-3, max_lr=1.0, tau=200, num_trials=6, tau_max=1600)
   budget = autolrs_jax.autolrs(sgd, min_lr=1e-3, max_lr=1.0, total_steps=3000)
-  timing = training.time_steps({"base": cnn_step(base, data, pass_value=False),
-                                 "autolrs": cnn_step(auto, data, pass_value=True),
-                                 "autolrs_budget": cnn_step(budget, data, pass_value=True)},
-                                args.steps, warmup=50)
-  result = {"device": str(jax.devices()[0]), "steps": args.steps} | timing
+  steps = {"base": cnn_step(base, data, pass_value=False),
+           "autolrs": cnn_step(auto, data, pass_value=True),
+           "autolrs_budget": cnn_step(budget, data, pass_value=True)}
+  timing = training.time_steps(steps, args.steps, warmup=50)
+  # Where the first call's seconds go, on fresh copies of the steps (the timed
+  # ones are compiled and their states donated by now).
+  phases = {}
+  for name, tx in (("base", base), ("autolrs", auto), ("autolrs_budget", budget)):
+    phases[name] = compile_phases(*cnn_step(tx, data, pass_value=name != "base"))
+  result = {"device": str(jax.devices()[0]), "steps": args.steps} | {
+      name: timing[name] | phases[name] for name in steps}
   for name, suffix in (("autolrs", ""), ("autolrs_budget", "_budget")):
     for stat in ("median_ms", "mean_ms", "first_call_s"):
       result[f"ratio_{stat.rsplit('_', 1)[0]}{suffix}"] = (
