@@ -1,7 +1,8 @@
 """autolrs_jax: AutoLRS, a learning-rate schedule tuned on the fly, for optax.
 
 Also an ExpTest-style controller (:func:`exptest`), the LRBench policies
-(:mod:`autolrs_jax.schedules`) and LREnsemble-style selection
+(:mod:`autolrs_jax.schedules`) and their switching on a plateau
+(:func:`switch_on_plateau`), and LREnsemble-style selection
 (:mod:`autolrs_jax.ensemble`).
 """
 
@@ -26,6 +27,8 @@ from autolrs_jax._readers import bo_observations
 from autolrs_jax._readers import describe
 from autolrs_jax._readers import find_state
 from autolrs_jax._stages import BudgetPlan
+from autolrs_jax._switching import switch_on_plateau
+from autolrs_jax._switching import SwitchOnPlateauState
 from autolrs_jax._windows import null_statistics
 from autolrs_jax._windows import window_test
 from autolrs_jax._windows import WindowTest
@@ -42,6 +45,7 @@ __all__ = (
     "PROBE",
     "ScheduleRecorder",
     "Segment",
+    "SwitchOnPlateauState",
     "SEARCH",
     "TUNE",
     "WARMUP",
@@ -54,6 +58,7 @@ __all__ = (
     "find_state",
     "multi_steps",
     "null_statistics",
+    "switch_on_plateau",
     "window_test",
 )
 

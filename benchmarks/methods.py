@@ -94,6 +94,8 @@ CANDIDATES = (
      dict(max_probe_drift=10.0, probe_warmup=0.25)),
     ("drift10-cooldown", "drift 10x, probes cool down over their last 30%, scored at their end",
      dict(max_probe_drift=10.0, score="cooldown")),
+    ("end", "probes scored by their fit at their own end (no extrapolation to the hold)",
+     dict(score="end")),
     ("guard", "an exploitation that halved its stage's starting loss and gives back half its "
      "gain is rolled back", dict(exploit_guard=0.5)),
     ("no-drift-guard", "no drift bound (a probe diverges on its loss only), with the guard",

@@ -91,7 +91,11 @@ def buffer_allocations(step, *args) -> dict[str, int]:
   """
   with tempfile.TemporaryDirectory() as dump:
     step.lower(*args).compile({"xla_dump_to": dump, "xla_dump_hlo_as_text": True})
-    text = next(pathlib.Path(dump).glob("*buffer-assignment.txt")).read_text()
+    dumped = list(pathlib.Path(dump).glob("*buffer-assignment.txt"))
+    if not dumped:  # The cache's key leaves the dump options out.
+      raise RuntimeError("XLA dumped no buffer assignment: the step came from the persistent "
+                         "compilation cache; measure without JAX_COMPILATION_CACHE_DIR.")
+    text = dumped[0].read_text()
   kinds = collections.Counter()
   for header in re.findall(r"^allocation \d+: size \d+, (.*):$", text, re.M):
     kind = next((k for k in ("thread-local", "constant", "parameter", "preallocated-temp")
