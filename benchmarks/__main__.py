@@ -120,12 +120,38 @@ def run_benchmark(args, out: pathlib.Path) -> None:
 
 def _save_logits(out: pathlib.Path, record: dict, run: runner.Run) -> None:
   """Keeps the final model's logits: the pool that ensembles are selected from."""
-  pool = out / "pool"
-  pool.mkdir(exist_ok=True)
-  lr = "none" if record["lr"] is None else f"{record['lr']:.6g}"
-  name = f"{record['task']}_{record['method']}_{lr}_{record['seed']}.npz"
-  np.savez_compressed(pool / name, val=run.val_logits.astype(np.float16),
+  path = _pool_path(out, record)
+  path.parent.mkdir(exist_ok=True)
+  np.savez_compressed(path, val=run.val_logits.astype(np.float16),
                       test=run.test_logits.astype(np.float16))
+
+
+def _pool_path(out: pathlib.Path, record: dict) -> pathlib.Path:
+  lr = "none" if record["lr"] is None else f"{record['lr']:.6g}"
+  return out / "pool" / f"{record['task']}_{record['method']}_{lr}_{record['seed']}.npz"
+
+
+def refill_pool(task_name: str, seeds: int, quick: bool, out: pathlib.Path) -> None:
+  """Retrains the recorded runs of ``task_name`` whose logits are not in the pool.
+
+  The pool is not committed (``.gitignore``): a fresh clone has the records
+  but not the models. A run is deterministic on one machine, so the retrained
+  model is the recorded one; its final validation loss is checked against the
+  record.
+  """
+  task = TASKS[task_name]
+  budget = task.quick if quick else task.full
+  for record in load_records(out / "runs.jsonl"):
+    if (record["task"] != task_name or record["seed"] >= seeds or ":" in record["method"]
+        or record["steps"] != budget.steps or _pool_path(out, record).exists()):
+      continue
+    run = runner.train(task, METHODS[record["method"]], record["seed"], record["steps"],
+                       record["eval_every"], lr=record["lr"], keep_logits=True)
+    same = np.isclose(run.final_val_loss, record["final_val_loss"], rtol=1e-4, equal_nan=True)
+    check = "as recorded" if same else f"recorded {record['final_val_loss']:.4f}"
+    print(f"{task_name:8s} {record['method']:20s} seed={record['seed']}: pool refilled, val "
+          f"{run.final_val_loss:.4f} ({check})", flush=True)
+    _save_logits(out, record, run)
 
 
 def _script(name: str):
@@ -168,8 +194,13 @@ def main(argv=None) -> None:
     overhead.main(out, args.quick, machine(), args.name)
   elif args.command == "ensemble":
     from benchmarks import pool  # pylint: disable=g-import-not-at-top
-    pool.main(args, out, lambda task: run_benchmark(
-        argparse.Namespace(**{**vars(args), "task": [task]}), out))
+    # The pool's methods: the variants of AutoLRS measure mechanisms, not models.
+    pooled = args.methods or ",".join(m for m in METHODS if ":" not in m)
+
+    def run_missing(task, seeds):
+      run_benchmark(argparse.Namespace(**{**vars(args), "task": [task], "methods": pooled}), out)
+      refill_pool(task, seeds, args.quick, out)
+    pool.main(args, out, run_missing)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ step decay, the LRBench cyclic and composite policies, AutoLRS, ExpTest and
 the LR-free peers (their logits are kept in ``<out>/pool``), but not the
 ablation and candidate variants of AutoLRS (``method:variant``), which measure
 its mechanisms rather than train models a user would keep. Runs missing
-from the pool are trained first. Each selector picks its ensemble on the
+from the records are trained first; recorded runs whose logits are not in the
+pool (it is not committed) are retrained, and checked against their record. Each selector picks its ensemble on the
 validation split; the table reports test accuracy against the best single
 model, also picked on validation. Medians over seeds [min, max].
 """
@@ -113,8 +114,7 @@ def main(args, out: pathlib.Path, run_missing) -> None:
       raise SystemExit(f"{task} is not a classification task: no ensemble to vote.")
     pool_dir = out / "pool"
     seeds = args.seeds or (1 if args.quick else 3)
-    if not all(any(pool_dir.glob(f"{task}_*_{s}.npz")) for s in range(seeds)):
-      run_missing(task)
+    run_missing(task, seeds)  # Runs done and recorded are skipped; their logits refilled.
     per_seed = [select_for_seed(task, s, pool_dir) for s in range(seeds)]
     result = {"task": task, "pool_size": per_seed[0]["pool_size"],
               "seeds": [s["seed"] for s in per_seed], "summary": summarize(per_seed),

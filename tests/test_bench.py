@@ -198,3 +198,18 @@ def test_the_readme_s_measurement_commands_run(tmp_path):
   docs = (tmp_path / "benchmarks.md").read_text()
   assert "What the ladder sees" in docs and "**digits** (tuning task" in docs
   assert "<!-- example:begin -->\nGenerated" in readme.read_text()
+
+
+def test_the_pool_is_refilled_from_the_records_with_the_recorded_model(tmp_path):
+  from benchmarks import __main__ as bench  # pylint: disable=g-import-not-at-top
+  task, method = tasks.TASKS["digits"], methods.METHODS["constant"]
+  budget = task.quick
+  run = runner.train(task, method, 0, budget.steps, budget.eval_every, lr=0.1)
+  record = bench._record("digits", "constant", 0, 0.1, budget.steps, budget.eval_every, run)
+  (tmp_path / "runs.jsonl").write_text(json.dumps(record) + "\n")
+  bench.refill_pool("digits", 1, True, tmp_path)
+  with np.load(bench._pool_path(tmp_path, record)) as pool:
+    test_logits = pool["test"]
+  model = runner.train(task, method, 0, budget.steps, budget.eval_every, lr=0.1,
+                       keep_logits=True)
+  np.testing.assert_array_equal(test_logits, model.test_logits.astype(np.float16))
