@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 
+from benchmarks import lrbench_metrics
 from benchmarks import report
 from benchmarks import runner
 from benchmarks.methods import DERIVED, GRID, METHODS
@@ -58,7 +59,11 @@ def _record(task, method, seed, lr, steps, eval_every, run: runner.Run) -> dict:
       "wall_seconds": run.wall_seconds,
       "probe_fraction": float(np.mean(run.phase == 1)) if autolrs_run else None,
       "bo_stages": run.bo_stages,
+      "final_train_loss": lrbench_metrics.final_train_loss(run.train_loss, eval_every),
   }
+  if run.test_logits is not None:
+    record["classification"] = lrbench_metrics.classification_metrics(
+        run.test_logits, TASKS[task].load().y_test)
   if not np.all(np.isnan(run.learning_rate)):  # A controller (AutoLRS, ExpTest) set the LR.
     record["learning_rate"] = run.learning_rate.tolist()
   if autolrs_run:
@@ -120,15 +125,10 @@ def run_benchmark(args, out: pathlib.Path) -> None:
 
 def _save_logits(out: pathlib.Path, record: dict, run: runner.Run) -> None:
   """Keeps the final model's logits: the pool that ensembles are selected from."""
-  path = _pool_path(out, record)
+  path = report.pool_path(out, record)
   path.parent.mkdir(exist_ok=True)
   np.savez_compressed(path, val=run.val_logits.astype(np.float16),
                       test=run.test_logits.astype(np.float16))
-
-
-def _pool_path(out: pathlib.Path, record: dict) -> pathlib.Path:
-  lr = "none" if record["lr"] is None else f"{record['lr']:.6g}"
-  return out / "pool" / f"{record['task']}_{record['method']}_{lr}_{record['seed']}.npz"
 
 
 def refill_pool(task_name: str, seeds: int, quick: bool, out: pathlib.Path) -> None:
@@ -143,7 +143,7 @@ def refill_pool(task_name: str, seeds: int, quick: bool, out: pathlib.Path) -> N
   budget = task.quick if quick else task.full
   for record in load_records(out / "runs.jsonl"):
     if (record["task"] != task_name or record["seed"] >= seeds or ":" in record["method"]
-        or record["steps"] != budget.steps or _pool_path(out, record).exists()):
+        or record["steps"] != budget.steps or report.pool_path(out, record).exists()):
       continue
     run = runner.train(task, METHODS[record["method"]], record["seed"], record["steps"],
                        record["eval_every"], lr=record["lr"], keep_logits=True)
@@ -171,7 +171,7 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                    description="AutoLRS against tuned schedules and LR-free peers.")
   parser.add_argument("command", nargs="?", default="run",
-                      choices=("run", "report", "overhead", "ensemble", *SCRIPTS),
+                      choices=("run", "report", "overhead", "ensemble", "verify", *SCRIPTS),
                       help="step-time, kappa, probes and readme take their own options (--help)")
   parser.add_argument("--task", action="append", choices=sorted(TASKS),
                       help="task(s) to run (default: all)")
@@ -181,8 +181,15 @@ def main(argv=None) -> None:
   parser.add_argument("--out", type=pathlib.Path, help=f"default {FULL_OUT} ({QUICK_OUT} with --quick)")
   parser.add_argument("--name", help="overhead: the results file's name (default overhead, "
                       "overhead_<platform> on an accelerator)")
+  parser.add_argument("--target", type=float,
+                      help="verify: the validation loss to reach (default: the best-of-grid "
+                      "cosine's median final one)")
+  parser.add_argument("--budget", type=int,
+                      help="verify: update calls allowed (default: the task's budget)")
   args = parser.parse_args(argv)
   out = args.out or (QUICK_OUT if args.quick else FULL_OUT)
+  # The policies a user would keep; AutoLRS's variants measure mechanisms.
+  pooled = args.methods or ",".join(m for m in METHODS if ":" not in m)
   if args.command == "run":
     run_benchmark(args, out)
   elif args.command == "report":
@@ -192,10 +199,15 @@ def main(argv=None) -> None:
   elif args.command == "overhead":
     from benchmarks import overhead  # pylint: disable=g-import-not-at-top
     overhead.main(out, args.quick, machine(), args.name)
+  elif args.command == "verify":
+    from benchmarks import verify  # pylint: disable=g-import-not-at-top
+    if not args.task:
+      parser.error("verify needs --task")
+    if args.methods:  # The named policies' missing runs first; by default what is recorded.
+      run_benchmark(args, out)
+    verify.main(args, out, load_records(out / "runs.jsonl"), machine())
   elif args.command == "ensemble":
     from benchmarks import pool  # pylint: disable=g-import-not-at-top
-    # The pool's methods: the variants of AutoLRS measure mechanisms, not models.
-    pooled = args.methods or ",".join(m for m in METHODS if ":" not in m)
 
     def run_missing(task, seeds):
       run_benchmark(argparse.Namespace(**{**vars(args), "task": [task], "methods": pooled}), out)

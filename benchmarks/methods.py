@@ -13,7 +13,8 @@ from optax import contrib
 
 import autolrs_jax
 from autolrs_jax import schedules
-from benchmarks.tasks import LR_RANGES, Task, base_optimizer
+from benchmarks.tasks import (GRID_POINTS, LR_RANGES, QUICK_GRID_POINTS, Task, base_optimizer,
+                              lr_grid)
 
 # Kinds of method, by what a user must supply.
 AUTO = "auto"  # Searches the LR itself within a range (AutoLRS, ExpTest).
@@ -124,6 +125,20 @@ ABLATIONS = (
 )
 
 
+def _lrbench_switch(task, steps, seed, lr):
+  """LRBench's dynamic switching among FIX policies at the grid's LRs (highest
+  first), from the grid's middle, one check per evaluation interval of the
+  minibatch loss, its defaults otherwise (window 5, threshold 0.05, cooldown 5)."""
+  del seed, lr
+  quick = steps < task.full.steps
+  grid = sorted(lr_grid(task.optimizer, QUICK_GRID_POINTS if quick else GRID_POINTS),
+                reverse=True)
+  every = (task.quick if quick else task.full).eval_every
+  return autolrs_jax.switch_on_plateau(base_optimizer(task.optimizer, 1.0),
+                                       [schedules.fix(lr) for lr in grid], total_steps=steps,
+                                       start_index=len(grid) // 2, check_every=every)
+
+
 def _exptest(task, steps, seed, lr):
   """ExpTest-style control at its defaults, its search from the range's bottom."""
   del steps, seed, lr
@@ -213,6 +228,9 @@ METHODS = {m.name: m for m in (
       for name, what, changes in CANDIDATES),
     Method("exptest", AUTO, "ExpTest-style tests on the loss curve, from the range's bottom",
            _exptest, passes_value=True),
+    Method("lrbench-switch", AUTO, "LRBench's switching among FIX at the grid's LRs on "
+           "plateaus of the training loss, from the grid's middle", _lrbench_switch,
+           passes_value=True),
     Method("constant", GRID, "constant LR, best of the grid", _constant),
     Method("cosine", GRID, "5% linear warm-up, cosine decay to 0, best peak of the grid",
            _cosine),

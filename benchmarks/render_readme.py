@@ -201,6 +201,15 @@ def bench_section(results_dir):
               "best single model (picked on validation), per seed, then the median [min, max].", ""]
   for table in tables:
     lines += [table.read_text().strip(), ""]
+  verified = sorted(bench.glob("verify_*.md"))
+  if verified:
+    lines += ["### Verification (`python -m benchmarks verify --task T`)", "",
+              "LRBench's verification: which policies reach the target (the best-of-grid "
+              "cosine's median final validation loss) within the budget, at what cost: a grid's "
+              "other runs of the whole budget, then the run up to the target. The recommended "
+              "policy is the cheapest that reaches it on every seed.", ""]
+  for table in verified:
+    lines += [table.read_text().strip(), ""]
   return lines
 
 

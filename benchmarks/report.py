@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import lrbench_metrics
 from benchmarks.methods import DERIVED, GRID, METHODS
 from benchmarks.tasks import TASKS
 
@@ -46,6 +47,36 @@ def best_grid_lr(records: list[dict[str, Any]]) -> float:
     by_lr.setdefault(r["lr"], []).append(r["final_val_loss"])
   return min(by_lr, key=lambda lr: statistics.median(
       v if math.isfinite(v) else math.inf for v in by_lr[lr]))
+
+
+def pool_path(out: pathlib.Path, record: dict[str, Any]) -> pathlib.Path:
+  """Where a run's final validation and test logits are kept (``<out>/pool``)."""
+  lr = "none" if record["lr"] is None else f"{record['lr']:.6g}"
+  return out / "pool" / f"{record['task']}_{record['method']}_{lr}_{record['seed']}.npz"
+
+
+def with_pool_metrics(records: list[dict[str, Any]], out: pathlib.Path) -> list[dict[str, Any]]:
+  """``records``, those of classification runs recorded before their LRBench
+  metrics were, completed from their logits in the pool where it has them."""
+  done = []
+  for r in records:
+    path = pool_path(out, r)
+    if "classification" not in r and TASKS[r["task"]].classification and path.exists():
+      with np.load(path) as pool:
+        r = r | {"classification": lrbench_metrics.classification_metrics(
+            pool["test"], TASKS[r["task"]].load().y_test)}
+    done.append(r)
+  return done
+
+
+def lrbench_row(mine: list[dict[str, Any]]) -> dict[str, Any]:
+  """LRBench's metrics of a method's runs, medians over seeds (absent: None)."""
+  row = {"robustness": _median_range([
+      lrbench_metrics.robustness(r["final_train_loss"], r["test_loss"]) for r in mine
+      if "final_train_loss" in r])}
+  for key in ("top1", "top5", "confidence_mean", "confidence_std", "cdac"):
+    row[key] = _median_range([r["classification"][key] for r in mine if "classification" in r])
+  return row
 
 
 def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,6 +136,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
           # Its final validation loss over the cosine's on the same seed: the
           # worst seed shows a collapse that medians hide.
           "versus_cosine": _median_range(versus_cosine),
+          "lrbench": lrbench_row(mine),
       })
     out[task_name] = {
         "description": task.description,
@@ -160,8 +192,33 @@ def markdown(summary: dict[str, Any], machine: str) -> str:
           f"{_fmt(r['test_metric'], 4)} | "
           f"{_fmt(r['wall_seconds'], 3)} | {_fmt(r['probe_fraction'], pct=True)} | "
           f"{r['compute_runs']} | {len(r['seeds'])} |")
-    lines += [""] + ablation_markdown(t)
+    lines += [""] + lrbench_markdown(t) + [""] + ablation_markdown(t)
   return "\n".join(lines)
+
+
+def lrbench_markdown(t: dict[str, Any]) -> list[str]:
+  """LRBench's metrics of each method's runs (:mod:`benchmarks.lrbench_metrics`)."""
+  rows = [r for r in t["rows"] if not is_ablation(r["method"]) and "lrbench" in r]
+  if not rows:
+    return []
+  classification = t["metric"] == "test accuracy"
+  utility = "top-1 | top-5 | confidence | CDAC" if classification else t["metric"]
+  lines = [f"LRBench's metrics (medians over seeds; robustness: final training loss − test loss, "
+           f"'—' for runs recorded before it was): utility, robustness, "
+           f"{'confidence, ' if classification else ''}cost.", "",
+           f"| method | {utility} | robustness | update calls | wall s | compute (runs) |",
+           "|---|" + "---:|" * (4 if classification else 1) + "---:|---:|---:|---:|"]
+  for r in sorted(rows, key=lambda r: (r["final_val_loss"] or {}).get("median", math.inf)):
+    m = r["lrbench"]
+    if classification:
+      conf = (f"{m['confidence_mean']['median']:.3f} ± {m['confidence_std']['median']:.3f}"
+              if m["confidence_mean"] else "—")
+      cells = f"{_fmt(m['top1'], 4)} | {_fmt(m['top5'], 4)} | {conf} | {_fmt(m['cdac'], 3)}"
+    else:
+      cells = _fmt(r["test_metric"], 4)
+    lines.append(f"| {r['method']} | {cells} | {_fmt(m['robustness'], 3)} | {t['steps']} | "
+                 f"{_fmt(r['wall_seconds'], 3)} | {r['compute_runs']} |")
+  return lines
 
 
 def ablation_markdown(t: dict[str, Any]) -> list[str]:
@@ -417,7 +474,7 @@ def paired_markdown(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def write_report(records: list[dict[str, Any]], out: pathlib.Path, machine: str) -> dict:
-  summary = summarize(records)
+  summary = summarize(with_pool_metrics(records, out))
   out.mkdir(parents=True, exist_ok=True)
   (out / "results.json").write_text(json.dumps({"machine": machine, "tasks": summary}, indent=1))
   (out / "table.md").write_text(markdown(summary, machine))

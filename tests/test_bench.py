@@ -208,8 +208,42 @@ def test_the_pool_is_refilled_from_the_records_with_the_recorded_model(tmp_path)
   record = bench._record("digits", "constant", 0, 0.1, budget.steps, budget.eval_every, run)
   (tmp_path / "runs.jsonl").write_text(json.dumps(record) + "\n")
   bench.refill_pool("digits", 1, True, tmp_path)
-  with np.load(bench._pool_path(tmp_path, record)) as pool:
+  with np.load(report.pool_path(tmp_path, record)) as pool:
     test_logits = pool["test"]
   model = runner.train(task, method, 0, budget.steps, budget.eval_every, lr=0.1,
                        keep_logits=True)
   np.testing.assert_array_equal(test_logits, model.test_logits.astype(np.float16))
+
+
+def test_verify_finds_who_reaches_the_target_in_the_budget_and_recommends_the_cheapest():
+  from benchmarks import verify  # pylint: disable=g-import-not-at-top
+  runs = []
+  for seed in (0, 1):
+    runs += [record("cosine", seed, 0.1, [0.6, 0.5, 0.4, 0.3]),
+             record("cosine", seed, 0.01, [0.9, 0.8, 0.7, 0.6]),
+             record("constant", seed, 0.1, [0.5, 0.4, 0.35, 0.32]),
+             record("constant", seed, 0.01, [0.9, 0.9, 0.9, 0.9]),
+             record("wsd", seed, 0.1, [0.5, 0.4, 0.3, 0.2]),
+             record("autolrs-budget", seed, None, [0.5, 0.3, 0.3, 0.25]),
+             record("prodigy", seed, None, [0.4, 0.3, 0.3, 0.3] if seed == 0 else [0.9] * 4)]
+  summary = report.summarize(runs)["digits"]
+  answer = lambda target, budget: verify.verify(summary, runs, target, budget)
+  by_method = lambda result: {r["method"]: r for r in result["rows"]}
+  # Target 0.3 (the cosine's final loss) in 100 calls. Cost: a grid's other
+  # runs of the whole budget, then the run up to the target.
+  result = answer(0.3, 100)
+  rows = by_method(result)
+  assert (rows["autolrs-budget"]["reach_call"], rows["autolrs-budget"]["cost_calls"]) == (50, 50)
+  assert (rows["cosine"]["reach_call"], rows["cosine"]["runs"], rows["cosine"]["cost_calls"]) == (
+      100, 2, 200)
+  assert (rows["wsd"]["reach_call"], rows["wsd"]["runs"], rows["wsd"]["cost_calls"]) == (75, 3, 275)
+  assert rows["prodigy"]["reached"] == 1 and rows["prodigy"]["cost_calls"] is None
+  assert rows["constant"]["reached"] == 0
+  assert result["recommended"] == "autolrs-budget"
+  assert [r["method"] for r in result["rows"]][:3] == ["autolrs-budget", "cosine", "wsd"]
+  # A budget of 60 calls: the cosine no longer makes it.
+  assert by_method(answer(0.3, 60))["cosine"]["cost_calls"] is None
+  # Only the warmup-stable-decay schedule reaches 0.2.
+  assert answer(0.2, 100)["recommended"] == "wsd"
+  assert answer(0.1, 100)["recommended"] is None
+  assert "No policy reaches" in verify.markdown("digits", answer(0.1, 100))
