@@ -131,27 +131,55 @@ def _save_logits(out: pathlib.Path, record: dict, run: runner.Run) -> None:
                       test=run.test_logits.astype(np.float16))
 
 
+def _retrain(record: dict, what: str) -> tuple[runner.Run, bool]:
+  """A recorded run trained again, and whether it reproduced its record.
+
+  A run is deterministic on one machine: its final validation loss is
+  checked against the record, and the check is printed.
+  """
+  run = runner.train(TASKS[record["task"]], METHODS[record["method"]], record["seed"],
+                     record["steps"], record["eval_every"], lr=record["lr"], keep_logits=True)
+  same = bool(np.isclose(run.final_val_loss, record["final_val_loss"], rtol=1e-4,
+                         equal_nan=True))
+  check = "as recorded" if same else f"recorded {record['final_val_loss']:.4f}"
+  print(f"{record['task']:8s} {record['method']:20s} seed={record['seed']}: {what}, val "
+        f"{run.final_val_loss:.4f} ({check})", flush=True)
+  return run, same
+
+
 def refill_pool(task_name: str, seeds: int, quick: bool, out: pathlib.Path) -> None:
   """Retrains the recorded runs of ``task_name`` whose logits are not in the pool.
 
   The pool is not committed (``.gitignore``): a fresh clone has the records
-  but not the models. A run is deterministic on one machine, so the retrained
-  model is the recorded one; its final validation loss is checked against the
-  record.
+  but not the models.
   """
-  task = TASKS[task_name]
-  budget = task.quick if quick else task.full
+  budget = TASKS[task_name].quick if quick else TASKS[task_name].full
   for record in load_records(out / "runs.jsonl"):
     if (record["task"] != task_name or record["seed"] >= seeds or ":" in record["method"]
         or record["steps"] != budget.steps or report.pool_path(out, record).exists()):
       continue
-    run = runner.train(task, METHODS[record["method"]], record["seed"], record["steps"],
-                       record["eval_every"], lr=record["lr"], keep_logits=True)
-    same = np.isclose(run.final_val_loss, record["final_val_loss"], rtol=1e-4, equal_nan=True)
-    check = "as recorded" if same else f"recorded {record['final_val_loss']:.4f}"
-    print(f"{task_name:8s} {record['method']:20s} seed={record['seed']}: pool refilled, val "
-          f"{run.final_val_loss:.4f} ({check})", flush=True)
+    run, _ = _retrain(record, "pool refilled")
     _save_logits(out, record, run)
+
+
+def backfill(task_name: str, out: pathlib.Path) -> None:
+  """Completes the records of ``task_name`` made before the LRBench metrics were
+  recorded, by retraining each run; a run that does not reproduce its record
+  keeps the record as it was."""
+  path = out / "runs.jsonl"
+  records = load_records(path)
+  for i, record in enumerate(records):
+    if record["task"] != task_name or "final_train_loss" in record:
+      continue
+    run, same = _retrain(record, "metrics backfilled")
+    if same:
+      fresh = _record(task_name, record["method"], record["seed"], record["lr"],
+                      record["steps"], record["eval_every"], run)
+      records[i] = record | {k: fresh[k] for k in ("final_train_loss", "classification")
+                             if k in fresh}
+      if run.val_logits is not None and ":" not in record["method"]:
+        _save_logits(out, record, run)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))  # After each: resumable.
 
 
 def _script(name: str):
@@ -171,7 +199,8 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(prog="python -m benchmarks",
                                    description="AutoLRS against tuned schedules and LR-free peers.")
   parser.add_argument("command", nargs="?", default="run",
-                      choices=("run", "report", "overhead", "ensemble", "verify", *SCRIPTS),
+                      choices=("run", "report", "overhead", "ensemble", "verify", "backfill",
+                               *SCRIPTS),
                       help="step-time, kappa, probes and readme take their own options (--help)")
   parser.add_argument("--task", action="append", choices=sorted(TASKS),
                       help="task(s) to run (default: all)")
@@ -199,6 +228,10 @@ def main(argv=None) -> None:
   elif args.command == "overhead":
     from benchmarks import overhead  # pylint: disable=g-import-not-at-top
     overhead.main(out, args.quick, machine(), args.name)
+  elif args.command == "backfill":
+    for task in args.task or list(TASKS):
+      backfill(task, out)
+    report.write_report(load_records(out / "runs.jsonl"), out, machine())
   elif args.command == "verify":
     from benchmarks import verify  # pylint: disable=g-import-not-at-top
     if not args.task:

@@ -247,3 +247,18 @@ def test_verify_finds_who_reaches_the_target_in_the_budget_and_recommends_the_ch
   assert answer(0.2, 100)["recommended"] == "wsd"
   assert answer(0.1, 100)["recommended"] is None
   assert "No policy reaches" in verify.markdown("digits", answer(0.1, 100))
+
+
+def test_backfill_completes_an_older_record_from_the_same_run(tmp_path):
+  from benchmarks import __main__ as bench  # pylint: disable=g-import-not-at-top
+  task, budget = tasks.TASKS["digits"], tasks.TASKS["digits"].quick
+  run = runner.train(task, methods.METHODS["cosine"], 1, budget.steps, budget.eval_every,
+                     lr=0.1, keep_logits=True)
+  fresh = bench._record("digits", "cosine", 1, 0.1, budget.steps, budget.eval_every, run)
+  older = {k: v for k, v in fresh.items() if k not in ("final_train_loss", "classification")}
+  (tmp_path / "runs.jsonl").write_text(json.dumps(older) + "\n")
+  bench.backfill("digits", tmp_path)
+  (filled,) = bench.load_records(tmp_path / "runs.jsonl")
+  assert filled["final_train_loss"] == fresh["final_train_loss"]
+  assert filled["classification"] == fresh["classification"]
+  assert {k: filled[k] for k in older} == older
