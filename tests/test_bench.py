@@ -198,6 +198,19 @@ def test_the_readme_s_measurement_commands_run(tmp_path):
   docs = (tmp_path / "benchmarks.md").read_text()
   assert "What the ladder sees" in docs and "**digits** (tuning task" in docs
   assert "<!-- example:begin -->\nGenerated" in readme.read_text()
+  # verify, on the repository's records; backfill, on one older record of a quick run.
+  bench("verify", "--task", "digits", "--out", str(results / "bench"))
+  verified = json.loads((results / "bench" / "verify_digits.json").read_text())
+  assert verified["budget"] == tasks.TASKS["digits"].full.steps and verified["rows"]
+  quick = tmp_path / "older"
+  quick.mkdir()
+  run = runner.train(tasks.TASKS["digits"], methods.METHODS["constant"], 0, 300, 25, lr=0.1)
+  from benchmarks import __main__ as main  # pylint: disable=g-import-not-at-top
+  older = main._record("digits", "constant", 0, 0.1, 300, 25, run)
+  del older["final_train_loss"]
+  (quick / "runs.jsonl").write_text(json.dumps(older) + "\n")
+  bench("backfill", "--task", "digits", "--out", str(quick))
+  assert "final_train_loss" in main.load_records(quick / "runs.jsonl")[0]
 
 
 def test_the_pool_is_refilled_from_the_records_with_the_recorded_model(tmp_path):
