@@ -16,12 +16,7 @@ As LRBench computes them (``LRBench/framework/keras/compute_metrics.py``):
 """
 
 import numpy as np
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-  z = logits - logits.max(-1, keepdims=True)
-  e = np.exp(z)
-  return e / e.sum(-1, keepdims=True)
+from scipy import special
 
 
 def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -33,7 +28,7 @@ def top_k_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
 def confidence(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
   """``mean``, ``std`` and ``cdac`` of the top softmax probability over the
   correctly classified samples (NaN where there is none)."""
-  probs = _softmax(logits.astype(np.float64))
+  probs = special.softmax(logits.astype(np.float64), axis=-1)
   correct = probs.argmax(-1) == labels
   top = probs.max(-1)[correct]
   if not top.size:
