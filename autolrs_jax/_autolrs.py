@@ -673,13 +673,15 @@ def continue_phase(cfg: AutoLRSConfig, state: Controller, signals: Signals,
 
 
 def annealed_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
-  """The anneal's LR for the next call: linear from its first call's LR to 0."""
-  return state.learning_rate * _budget.anneal_factor(cfg.stages.total_steps, state.count)
+  """The anneal's LR for the next call: from its first call's LR to 0 in the
+  plan's shape."""
+  return state.learning_rate * _budget.anneal_factor(
+      cfg.budget, cfg.stages.total_steps, cfg.stages.anneal_steps, state.count)
 
 
 def start_anneal(cfg: AutoLRSConfig, state: Controller, signals: Signals,
                  key: jax.Array) -> Controller:
-  """The last stage's exploitation ended: anneal its LR linearly to zero."""
+  """The last stage's exploitation ended: anneal its LR to zero."""
   del cfg, signals, key
   return state._replace(phase=jnp.asarray(ANNEAL, jnp.int32),
                         phase_step=jnp.zeros_like(state.phase_step))
@@ -1067,7 +1069,7 @@ def autolrs(
   anneal, as a tuned warmup-stable-decay schedule does
   (:class:`autolrs_jax.BudgetPlan` holds each choice and its default): one
   search, then the chosen LR, warmed up to from the snapshot, held until the
-  anneal, over which it decays linearly to zero at the last call. The search
+  anneal, over which it decays to zero at the last call. The search
   is a descending ladder from ``max_lr``, stopping at the first LR that
   scores worse than one above it;
   a rung that diverges ends within a few calls and does not count as one of

@@ -197,12 +197,27 @@ def lost_progress(fraction: float, stage_loss, best, loss) -> jax.Array:
 # --- The end of the budget ---------------------------------------------------
 
 
-def anneal_factor(total_steps: int, count) -> jax.Array:
+def _left_of_anneal(plan: _stages.BudgetPlan, span: int, done) -> jax.Array:
+  """The anneal's LR, up to its scale, after ``done`` of its ``span`` steps:
+  ``span - done`` (linear) or ``sqrt(span) - sqrt(done)`` ('1-sqrt')."""
+  done = jnp.clip(done, 0, span).astype(jnp.float32)
+  if plan.anneal_shape == "1-sqrt":
+    return jnp.sqrt(float(span)) - jnp.sqrt(done)
+  return span - done
+
+
+def anneal_factor(plan: _stages.BudgetPlan, total_steps: int, anneal_steps: int,
+                  count) -> jax.Array:
   """What the anneal multiplies the LR of call ``count`` by for the next call.
 
-  The LR of call ``c`` is ``peak (T - 1 - c) / (T - 1 - E)`` for the anneal's
-  calls ``E <= c < T``, so each call scales it by ``(T - 2 - c) / (T - 1 -
-  c)``; zero from the last call of the budget on.
+  The anneal's calls ``E <= c < T`` (``E = T - anneal_steps``) go from the
+  peak LR at ``E`` to 0 at ``T - 1`` in the plan's shape: linear, ``peak (T -
+  1 - c) / (T - 1 - E)``, or '1-sqrt', ``peak (1 - sqrt((c - E) / (T - 1 -
+  E)))``. Each call scales the LR by the shape's ratio from this call to the
+  next; 0 from the last call on.
   """
-  remaining = (total_steps - 1 - count).astype(jnp.float32)
-  return jnp.where(remaining > 1, (remaining - 1) / jnp.maximum(remaining, 1), 0.0)
+  span = max(anneal_steps - 1, 1)
+  done = count - (total_steps - anneal_steps)
+  here = _left_of_anneal(plan, span, done)
+  return jnp.where(here > 0, _left_of_anneal(plan, span, done + 1) / jnp.where(here > 0, here, 1.0),
+                   0.0)

@@ -6,8 +6,8 @@ applied, its phase and whether it returned to the stage's snapshot. The
 export keeps the calls whose updates the final parameters still carry (a
 restore undoes every call of its stage before it, probes and rolled-back
 exploitations) and writes them as segments: constant where AutoLRS held an
-LR, linear over its warm-ups (the run's, an exploitation's from the snapshot)
-and its anneal. The JSON format is versioned.
+LR, linear over its warm-ups (the run's, an exploitation's from the snapshot),
+and over its anneal in the anneal's shape. The JSON format is versioned.
 """
 
 import json
@@ -23,17 +23,22 @@ from autolrs_jax import _autolrs
 from autolrs_jax import _readers
 
 FORMAT = "autolrs_jax.schedule"
-VERSION = 1
-# Phases over which the LR moves linearly (one segment each); the others hold it.
+VERSION = 2  # 2: segments name their shape; version 1 files (all linear) are read.
+# Phases over which the LR moves (one segment each); the others hold it.
 _RAMPS = (_autolrs.WARMUP, _autolrs.ANNEAL)
+# How a segment's LR goes from its first call's to its last's, at the fraction
+# ``u`` of its calls: ``start + (end - start) * SHAPES[shape](u)``. A budget's
+# anneal is 'linear' or '1-sqrt' (``BudgetPlan.anneal_shape``).
+SHAPES = {"linear": lambda u: u, "1-sqrt": np.sqrt}
 
 
 class Segment(NamedTuple):
-  """Consecutive update calls whose LR goes linearly from ``start_lr`` to ``end_lr``."""
+  """Consecutive update calls whose LR goes from ``start_lr`` to ``end_lr``."""
 
   steps: int  # Update calls, >= 1.
   start_lr: float  # LR of the first call.
   end_lr: float  # LR of the last call (== start_lr when held).
+  shape: str = "linear"  # A key of SHAPES: how the LR moves between them.
 
 
 class FoundSchedule(NamedTuple):
@@ -63,12 +68,14 @@ class FoundSchedule(NamedTuple):
     starts, ends = jnp.asarray(starts[keep]), jnp.asarray(ends[keep])
     first = jnp.asarray([s.start_lr for s, k in zip(self.segments, keep) if k], jnp.float32)
     last = jnp.asarray([s.end_lr for s, k in zip(self.segments, keep) if k], jnp.float32)
+    root = jnp.asarray([s.shape == "1-sqrt" for s, k in zip(self.segments, keep) if k])
 
     def schedule_fn(count):
       count = jnp.minimum(count, ends[-1] - 1)
       i = jnp.searchsorted(ends, count, side="right")
       span = jnp.maximum(ends[i] - starts[i] - 1, 1).astype(jnp.float32)
       fraction = (count - starts[i]).astype(jnp.float32) / span
+      fraction = jnp.where(root[i], jnp.sqrt(fraction), fraction)
       return first[i] + (last[i] - first[i]) * fraction
 
     return schedule_fn
@@ -87,10 +94,11 @@ class FoundSchedule(NamedTuple):
       raise ValueError(f"not a schedule file: {e}") from e
     if not isinstance(data, dict) or data.get("format") != FORMAT:
       raise ValueError(f"not a schedule file: its 'format' is not {FORMAT!r}.")
-    if data.get("version") != VERSION:
-      raise ValueError(f"schedule file version {data.get('version')!r}; this autolrs_jax "
-                       f"reads version {VERSION}.")
-    segments = tuple(_segment(s) for s in data.get("segments") or ())
+    version = data.get("version")
+    if version not in (1, VERSION):
+      raise ValueError(f"schedule file version {version!r}; this autolrs_jax "
+                       f"reads versions 1 and {VERSION}.")
+    segments = tuple(_segment(s, version) for s in data.get("segments") or ())
     if not segments:
       raise ValueError("a schedule file needs at least one segment.")
     found = cls(segments)
@@ -109,17 +117,21 @@ class FoundSchedule(NamedTuple):
       return cls.from_json(f.read())
 
 
-def _segment(item: Any) -> Segment:
-  """A segment of a schedule file, checked."""
-  if not isinstance(item, dict) or set(item) != set(Segment._fields):
-    raise ValueError(f"a segment has exactly the keys {Segment._fields}, got {item!r}.")
+def _segment(item: Any, version: int) -> Segment:
+  """A segment of a schedule file, checked (version 1 segments are linear)."""
+  fields = Segment._fields if version > 1 else Segment._fields[:-1]
+  if not isinstance(item, dict) or set(item) != set(fields):
+    raise ValueError(f"a segment has exactly the keys {fields}, got {item!r}.")
   steps, start, end = item["steps"], item["start_lr"], item["end_lr"]
+  shape = item.get("shape", "linear")
+  if shape not in SHAPES:
+    raise ValueError(f"a segment's shape is one of {tuple(SHAPES)}, got {shape!r}.")
   if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
     raise ValueError(f"a segment's steps must be an int >= 1, got {steps!r}.")
   for lr in (start, end):
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
       raise ValueError(f"a segment's LRs must be finite and >= 0, got {lr!r}.")
-  return Segment(steps, float(start), float(end))
+  return Segment(steps, float(start), float(end), shape)
 
 
 def kept_calls(phases: np.ndarray, stages: np.ndarray, restored: np.ndarray) -> np.ndarray:
@@ -154,7 +166,7 @@ def export_schedule(learning_rates: Sequence[float], phases: Sequence[int],
   """
   lrs, phases = np.asarray(learning_rates, np.float32), np.asarray(phases)
   kept = kept_calls(phases, np.asarray(stages), np.asarray(restored, bool))
-  segments = []
+  segments, anneal = [], []  # The anneal's LRs, whose shape its segment names.
   previous, last_call = None, None  # The last segment's key; the last call's (lr, phase).
   for lr, phase in zip(lrs[kept].tolist(), phases[kept].tolist()):
     if phase in _RAMPS:
@@ -171,9 +183,23 @@ def export_schedule(learning_rates: Sequence[float], phases: Sequence[int],
     else:
       segments.append(Segment(1, lr, lr))
     previous, last_call = key, (lr, phase)
+    if phase == _autolrs.ANNEAL:
+      anneal.append(lr)
   if not segments:
     raise ValueError("the run kept no update call: nothing to export.")
+  if anneal:  # The anneal is the run's last segment.
+    segments[-1] = segments[-1]._replace(shape=closest_shape(anneal))
   return FoundSchedule(tuple(segments))
+
+
+def closest_shape(lrs: Sequence[float]) -> str:
+  """The key of :data:`SHAPES` that best fits a ramp's recorded LRs (AutoLRS
+  applies one of them, to float32 rounding)."""
+  lrs = np.asarray(lrs, np.float64)
+  fraction = np.arange(len(lrs)) / max(len(lrs) - 1, 1)
+  error = {name: np.max(np.abs(lrs[0] + (lrs[-1] - lrs[0]) * shape(fraction) - lrs))
+           for name, shape in SHAPES.items()}
+  return min(error, key=error.get)
 
 
 class ScheduleRecorder:

@@ -434,6 +434,12 @@ def paired_section(results_dir: pathlib.Path) -> list[str]:
               f"{methods} --seeds {seeds} --out {path.parent.as_posix()}`: each variant's final "
               "validation loss over the full method's on the same seed (same data, "
               "initialisation and minibatch keys).", ""] + report.paired_markdown(rows) + [""]
+    summary = path.parent / "results.json"
+    choice = report.choice_markdown(json.loads(summary.read_text())["tasks"]) if summary.exists() else []
+    if len(choice) > 2:  # Tasks whose cosine grid ran on these seeds too.
+      lines += [f"The full method against the best-of-grid cosine on the same {seeds} seeds "
+                "(the cosine's grid run on them; columns as in the benchmark's table, '—' "
+                "where nothing ran):", ""] + choice + [""]
   return lines
 
 

@@ -463,11 +463,12 @@ def paired(records: list[dict[str, Any]], base: str = "autolrs-budget") -> list[
 
 
 def paired_markdown(rows: list[dict[str, Any]]) -> list[str]:
-  lines = ["| task | variant | seeds | median final val loss (full method's) | ÷ full method: "
-           "geometric mean | median | best seed | worst seed |",
-           "|---|---|---:|---:|---:|---:|---:|---:|"]
+  lines = ["| task | variant | what it changes | seeds | median final val loss (full method's) "
+           "| ÷ full method: geometric mean | median | best seed | worst seed |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|"]
   for r in rows:
-    lines.append(f"| {r['task']} | {r['method'].split(':', 1)[1]} | {r['seeds']} | "
+    what = METHODS[r["method"]].description if r["method"] in METHODS else "—"
+    lines.append(f"| {r['task']} | {r['method'].split(':', 1)[1]} | {what} | {r['seeds']} | "
                  f"{r['median']:.4g} ({r['base_median']:.4g}) | {r['ratio_geometric_mean']:.3f} | "
                  f"{r['ratio_median']:.3f} | {r['ratio_best']:.3f} | {r['ratio_worst']:.3f} |")
   return lines

@@ -7,14 +7,17 @@ import optax
 import pytest
 
 import autolrs_jax
+from autolrs_jax import _budget
 from autolrs_jax import _stages
 
 CURVATURES = jnp.geomspace(0.05, 4.0, 12)
 TOTAL = 600
-# Three stages searched by BO, later ones in a trust region: the mechanisms
-# that the default (one stage, a ladder) does not use, pinned all the same.
+# Three stages searched by BO, later ones in a trust region, a linear anneal
+# over the last 20%: the mechanisms that the default (one stage, a ladder, the
+# 1 - sqrt anneal over 35%) does not use, pinned all the same.
 MULTI = autolrs_jax.BudgetPlan(stage_weights=(1.0, 2.0, 4.0), first_search="bo",
-                               probe_fraction=0.15, prefer_larger=0.0)
+                               probe_fraction=0.15, prefer_larger=0.0,
+                               anneal_fraction=0.2, anneal_shape="linear")
 
 
 def noisy_quadratic(params, key):
@@ -87,6 +90,7 @@ def test_a_budget_too_small_to_plan_is_refused(plan, total):
     (dict(tau=100), "tau"), (dict(num_trials=3), "num_trials"),
     (dict(budget=autolrs_jax.BudgetPlan(later_trials=1)), "later_trials"),
     (dict(budget=autolrs_jax.BudgetPlan(anneal_fraction=1.0)), "anneal_fraction"),
+    (dict(budget=autolrs_jax.BudgetPlan(anneal_shape="cosine")), "anneal_shape"),
     (dict(budget=autolrs_jax.BudgetPlan(trust_region=1.0)), "trust_region"),
     (dict(budget=autolrs_jax.BudgetPlan(first_search="grid")), "first_search"),
     (dict(budget=autolrs_jax.BudgetPlan(ladder_factor=1.0)), "ladder_factor"),
@@ -128,6 +132,23 @@ def test_the_anneal_decays_linearly_to_zero_at_the_last_call(budget_run):
   want = peak * (TOTAL - 1 - np.arange(start, TOTAL)) / (TOTAL - 1 - start)
   np.testing.assert_allclose(lr[start:TOTAL], want, rtol=1e-4, atol=1e-7 * peak)
   assert lr[TOTAL - 1] == 0.0 and np.all(lr[TOTAL:] == 0.0)
+
+
+@pytest.mark.parametrize("shape, fraction_left", [
+    ("linear", lambda u: 1 - u),
+    ("1-sqrt", lambda u: 1 - np.sqrt(u)),
+])
+def test_the_anneal_s_factors_compound_to_its_shape(shape, fraction_left):
+  plan = autolrs_jax.BudgetPlan(anneal_shape=shape)
+  total, anneal = 100, 21
+  start = total - anneal
+  lr, lrs = 1.0, []
+  for count in range(start, total + 2):
+    lrs.append(lr)
+    lr *= float(_budget.anneal_factor(plan, total, anneal, jnp.asarray(count)))
+  want = fraction_left(np.arange(anneal) / (anneal - 1))
+  np.testing.assert_allclose(lrs[:anneal], want, rtol=1e-5, atol=1e-7)
+  assert lrs[anneal - 1] == lrs[anneal] == lrs[anneal + 1] == 0.0
 
 
 def test_later_stages_probe_only_within_the_trust_region(budget_run):

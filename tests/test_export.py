@@ -40,10 +40,11 @@ def recorded_run(tx, steps):
   return recorder, calls
 
 
-@pytest.fixture(scope="module")
-def budget_run():
+@pytest.fixture(scope="module", params=["linear", "1-sqrt"])
+def budget_run(request):
   tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
-                           total_steps=400, warmup_steps=10, warmup_lr=0.05)
+                           total_steps=400, warmup_steps=10, warmup_lr=0.05,
+                           budget=autolrs_jax.BudgetPlan(anneal_shape=request.param))
   return recorded_run(tx, 400)
 
 
@@ -70,7 +71,7 @@ def test_paper_mode_exports_exactly_the_exploited_lrs_and_lengths(paper_run):
   assert found.total_steps == len(exploit) >= 20 + 40  # Stage 2 may start exploiting early.
 
 
-def test_budget_mode_keeps_its_kept_probe_and_ends_in_the_anneal(budget_run):
+def test_budget_mode_keeps_its_kept_probe_and_ends_in_the_anneal(budget_run, request):
   recorder, calls = budget_run
   found = recorder.export()
   phases = np.asarray([c[1] for c in calls])
@@ -83,18 +84,27 @@ def test_budget_mode_keeps_its_kept_probe_and_ends_in_the_anneal(budget_run):
   warmup, ramp, held, anneal = found.segments
   assert warmup.steps == 10 and ramp.steps == 21 and anneal.end_lr == 0.0
   assert ramp.end_lr == held.start_lr == held.end_lr == anneal.start_lr
-  assert anneal.steps == 80  # The last 20% of 400.
+  plan = autolrs_jax.BudgetPlan()
+  assert anneal.steps == round(plan.anneal_fraction * 400)
+  assert (warmup.shape, ramp.shape, held.shape) == ("linear",) * 3
+  assert anneal.shape == request.node.callspec.params["budget_run"]
 
 
-@pytest.mark.parametrize("run", ["paper_run", "budget_run"])
-def test_the_replay_schedule_under_jit_matches_the_kept_lrs_step_for_step(run, request):
-  recorder, calls = request.getfixturevalue(run)
+def test_the_paper_mode_s_replay_under_jit_matches_its_kept_lrs_step_for_step(paper_run):
+  assert_replay_matches_kept_lrs(*paper_run)
+
+
+def test_the_budget_mode_s_replay_under_jit_matches_its_kept_lrs_step_for_step(budget_run):
+  assert_replay_matches_kept_lrs(*budget_run)
+
+
+def assert_replay_matches_kept_lrs(recorder, calls):
   found = recorder.export()
   lrs, phases, stages, restored = (np.asarray(c) for c in zip(*calls))
   want = lrs[autolrs_jax._export.kept_calls(phases, stages, restored)].astype(np.float32)
   got = jax.jit(jax.vmap(found.schedule()))(jnp.arange(found.total_steps))
-  # Held LRs bit for bit; the warm-ups and the anneal linear, as AutoLRS ramps
-  # them, to float32 rounding.
+  # Held LRs bit for bit; the warm-ups linear and the anneal in its shape, as
+  # AutoLRS ramps them, to float32 rounding.
   held = np.concatenate([np.full(seg.steps, seg.start_lr == seg.end_lr)
                          for seg in found.segments])
   np.testing.assert_array_equal(np.asarray(got)[held], want[held])
@@ -108,7 +118,24 @@ def test_json_round_trips_bit_exactly(tmp_path, budget_run):
   assert autolrs_jax.FoundSchedule.load(path) == found
   assert autolrs_jax.FoundSchedule.from_json(found.to_json()) == found
   data = json.loads(found.to_json())
-  assert data["format"] == "autolrs_jax.schedule" and data["version"] == 1
+  assert data["format"] == "autolrs_jax.schedule" and data["version"] == 2
+
+
+def test_a_version_1_file_reads_as_linear_segments():
+  text = json.dumps({"format": "autolrs_jax.schedule", "version": 1, "total_steps": 11,
+                     "segments": [{"steps": 1, "start_lr": 0.1, "end_lr": 0.1},
+                                  {"steps": 10, "start_lr": 0.1, "end_lr": 0.0}]})
+  found = autolrs_jax.FoundSchedule.from_json(text)
+  assert [s.shape for s in found.segments] == ["linear", "linear"]
+  np.testing.assert_allclose(jax.vmap(found.schedule())(jnp.arange(11))[1:],
+                             0.1 * (1 - np.arange(10) / 9), rtol=1e-6, atol=1e-8)
+
+
+def test_closest_shape_tells_a_linear_ramp_from_a_1_sqrt_one():
+  u = np.arange(50) / 49
+  assert autolrs_jax._export.closest_shape(0.3 * (1 - u)) == "linear"
+  assert autolrs_jax._export.closest_shape(0.3 * (1 - np.sqrt(u))) == "1-sqrt"
+  assert autolrs_jax._export.closest_shape([0.3]) == "linear"
 
 
 def test_stretching_keeps_the_segment_proportions():
@@ -127,7 +154,12 @@ def test_stretching_keeps_the_segment_proportions():
 @pytest.mark.parametrize("text,match", [
     ("not json", "not a schedule"),
     (json.dumps({"format": "other", "version": 1}), "format"),
-    (json.dumps({"format": "autolrs_jax.schedule", "version": 2, "segments": []}), "version 2"),
+    (json.dumps({"format": "autolrs_jax.schedule", "version": 3, "segments": []}), "version 3"),
+    (json.dumps({"format": "autolrs_jax.schedule", "version": 2, "total_steps": 1,
+                 "segments": [{"steps": 1, "start_lr": 0.1, "end_lr": 0.1}]}), "keys"),
+    (json.dumps({"format": "autolrs_jax.schedule", "version": 2, "total_steps": 1,
+                 "segments": [{"steps": 1, "start_lr": 0.1, "end_lr": 0.1,
+                               "shape": "cosine"}]}), "shape"),
     (json.dumps({"format": "autolrs_jax.schedule", "version": 1, "segments": []}), "at least one"),
     (json.dumps({"format": "autolrs_jax.schedule", "version": 1, "total_steps": 1,
                  "segments": [{"steps": 0, "start_lr": 0.1, "end_lr": 0.1}]}), "steps"),
