@@ -438,8 +438,9 @@ def paired_section(results_dir: pathlib.Path) -> list[str]:
     choice = report.choice_markdown(json.loads(summary.read_text())["tasks"]) if summary.exists() else []
     if len(choice) > 2:  # Tasks whose cosine grid ran on these seeds too.
       lines += [f"The full method against the best-of-grid cosine on the same {seeds} seeds "
-                "(the cosine's grid run on them; columns as in the benchmark's table, '—' "
-                "where nothing ran):", ""] + choice + [""]
+                f"(`python -m benchmarks {' '.join(f'--task {t}' for t in tasks)} --methods "
+                f"cosine --seeds {seeds} --out {path.parent.as_posix()}`; columns as in the "
+                "benchmark's table, '—' where nothing ran):", ""] + choice + [""]
   return lines
 
 
