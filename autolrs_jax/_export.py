@@ -29,7 +29,7 @@ _RAMPS = (_autolrs.WARMUP, _autolrs.ANNEAL)
 # How a segment's LR goes from its first call's to its last's, at the fraction
 # ``u`` of its calls: ``start + (end - start) * SHAPES[shape](u)``. A budget's
 # anneal is 'linear' or '1-sqrt' (``BudgetPlan.anneal_shape``).
-SHAPES = {"linear": lambda u: u, "1-sqrt": np.sqrt}
+SHAPES = {"linear": lambda u: u, "1-sqrt": lambda u: u**0.5}
 
 
 class Segment(NamedTuple):
@@ -75,7 +75,7 @@ class FoundSchedule(NamedTuple):
       i = jnp.searchsorted(ends, count, side="right")
       span = jnp.maximum(ends[i] - starts[i] - 1, 1).astype(jnp.float32)
       fraction = (count - starts[i]).astype(jnp.float32) / span
-      fraction = jnp.where(root[i], jnp.sqrt(fraction), fraction)
+      fraction = jnp.where(root[i], SHAPES["1-sqrt"](fraction), fraction)
       return first[i] + (last[i] - first[i]) * fraction
 
     return schedule_fn

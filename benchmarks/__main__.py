@@ -179,7 +179,10 @@ def backfill(task_name: str, out: pathlib.Path) -> None:
                              if k in fresh}
       if run.val_logits is not None and ":" not in record["method"]:
         _save_logits(out, record, run)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))  # After each: resumable.
+    # After each run, whole or not at all (a replace is atomic): resumable.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(r) + "\n" for r in records))
+    os.replace(partial, path)
 
 
 def _script(name: str):
