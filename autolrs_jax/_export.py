@@ -21,6 +21,7 @@ import optax
 
 from autolrs_jax import _autolrs
 from autolrs_jax import _readers
+from autolrs_jax import _stages
 
 FORMAT = "autolrs_jax.schedule"
 VERSION = 2  # 2: segments name their shape; version 1 files (all linear) are read.
@@ -30,6 +31,7 @@ _RAMPS = (_autolrs.WARMUP, _autolrs.ANNEAL)
 # ``u`` of its calls: ``start + (end - start) * SHAPES[shape](u)``. A budget's
 # anneal is 'linear' or '1-sqrt' (``BudgetPlan.anneal_shape``).
 SHAPES = {"linear": lambda u: u, "1-sqrt": lambda u: u**0.5}
+assert tuple(SHAPES) == _stages.ANNEAL_SHAPES
 
 
 class Segment(NamedTuple):
@@ -68,14 +70,14 @@ class FoundSchedule(NamedTuple):
     starts, ends = jnp.asarray(starts[keep]), jnp.asarray(ends[keep])
     first = jnp.asarray([s.start_lr for s, k in zip(self.segments, keep) if k], jnp.float32)
     last = jnp.asarray([s.end_lr for s, k in zip(self.segments, keep) if k], jnp.float32)
-    root = jnp.asarray([s.shape == "1-sqrt" for s, k in zip(self.segments, keep) if k])
+    shape = jnp.asarray([list(SHAPES).index(s.shape) for s, k in zip(self.segments, keep) if k])
 
     def schedule_fn(count):
       count = jnp.minimum(count, ends[-1] - 1)
       i = jnp.searchsorted(ends, count, side="right")
       span = jnp.maximum(ends[i] - starts[i] - 1, 1).astype(jnp.float32)
       fraction = (count - starts[i]).astype(jnp.float32) / span
-      fraction = jnp.where(root[i], SHAPES["1-sqrt"](fraction), fraction)
+      fraction = jnp.stack([f(fraction) for f in SHAPES.values()])[shape[i]]
       return first[i] + (last[i] - first[i]) * fraction
 
     return schedule_fn

@@ -435,7 +435,8 @@ def paired_section(results_dir: pathlib.Path) -> list[str]:
               "validation loss over the full method's on the same seed (same data, "
               "initialisation and minibatch keys).", ""] + report.paired_markdown(rows) + [""]
     summary = path.parent / "results.json"
-    choice = report.choice_markdown(json.loads(summary.read_text())["tasks"]) if summary.exists() else []
+    choice = (report.choice_markdown(json.loads(summary.read_text())["tasks"])
+              if summary.exists() else [])
     if len(choice) > 2:  # Tasks whose cosine grid ran on these seeds too.
       lines += [f"The full method against the best-of-grid cosine on the same {seeds} seeds "
                 f"(`python -m benchmarks {' '.join(f'--task {t}' for t in tasks)} --methods "
