@@ -171,7 +171,9 @@ def export_schedule(learning_rates: Sequence[float], phases: Sequence[int],
   segments, anneal = [], []  # The anneal's LRs, whose shape its segment names.
   previous, last_call = None, None  # The last segment's key; the last call's (lr, phase).
   for lr, phase in zip(lrs[kept].tolist(), phases[kept].tolist()):
-    if phase in _RAMPS:
+    # The anneal ends at its first LR of 0; calls past the budget hold 0.
+    annealed = phase == _autolrs.ANNEAL and anneal and anneal[-1] == 0.0
+    if phase in _RAMPS and not annealed:
       key = ("ramp", phase)
     elif (last_call is not None and last_call[1] == phase and lr > last_call[0]
           and (previous[0] == "rise" or segments[-1].steps == 1)):
@@ -185,12 +187,13 @@ def export_schedule(learning_rates: Sequence[float], phases: Sequence[int],
     else:
       segments.append(Segment(1, lr, lr))
     previous, last_call = key, (lr, phase)
-    if phase == _autolrs.ANNEAL:
+    if phase == _autolrs.ANNEAL and not annealed:
       anneal.append(lr)
+      anneal_segment = len(segments) - 1
   if not segments:
     raise ValueError("the run kept no update call: nothing to export.")
-  if anneal:  # The anneal is the run's last segment.
-    segments[-1] = segments[-1]._replace(shape=closest_shape(anneal))
+  if anneal:
+    segments[anneal_segment] = segments[anneal_segment]._replace(shape=closest_shape(anneal))
   return FoundSchedule(tuple(segments))
 
 

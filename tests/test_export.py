@@ -40,12 +40,17 @@ def recorded_run(tx, steps):
   return recorder, calls
 
 
+# The budget's run goes on past its 400 calls, at LR 0: the export holds 0
+# there, after an anneal that ends at its first 0.
+PAST_BUDGET = 40
+
+
 @pytest.fixture(scope="module", params=["linear", "1-sqrt"])
 def budget_run(request):
   tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
                            total_steps=400, warmup_steps=10, warmup_lr=0.05,
                            budget=autolrs_jax.BudgetPlan(anneal_shape=request.param))
-  return recorded_run(tx, 400)
+  return recorded_run(tx, 400 + PAST_BUDGET)
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +85,10 @@ def test_budget_mode_keeps_its_kept_probe_and_ends_in_the_anneal(budget_run, req
   assert found.total_steps == kept.sum() < len(calls)
   assert np.all(kept[phases != autolrs_jax.PROBE])  # No rollback on this problem.
   # AutoLRS's warm-up, the exploitation's own (from the snapshot over 5% of 400 calls, to
-  # its LR at the 21st), the held LR, the anneal.
-  warmup, ramp, held, anneal = found.segments
+  # its LR at the 21st), the held LR, the anneal, the calls past the budget at 0.
+  warmup, ramp, held, anneal, past = found.segments
   assert warmup.steps == 10 and ramp.steps == 21 and anneal.end_lr == 0.0
+  assert past == autolrs_jax.Segment(PAST_BUDGET, 0.0, 0.0)
   assert ramp.end_lr == held.start_lr == held.end_lr == anneal.start_lr
   plan = autolrs_jax.BudgetPlan()
   assert anneal.steps == round(plan.anneal_fraction * 400)
