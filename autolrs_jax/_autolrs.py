@@ -111,13 +111,15 @@ class Controller(NamedTuple):
   # serialised by msgpack). Quiet calls skip their splits; see transition.
   key: jax.Array
   key_count: jax.Array  # int32: the call whose key ``key`` is.
+  # bool: max_probe_drift ends this run's probes (BudgetPlan.drift_bound).
+  drift_bounded: jax.Array
 
 
 @_common.packs_scalars(
     counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step", "key_count")),
     reals=(jnp.float32, ("stage_loss", "exploit_loss", "exploit_best", "probe_path",
                          "snapshot_norm", "lr_ceiling", "exploit_lr")),
-    flags=(bool, ("wants_validation", "restored", "resume_from_snapshot")))
+    flags=(bool, ("wants_validation", "restored", "resume_from_snapshot", "drift_bounded")))
 class AutoLRSState(NamedTuple):
   """State of :func:`autolrs`: the :class:`Controller`, packed, and the trees.
 
@@ -130,7 +132,7 @@ class AutoLRSState(NamedTuple):
   # The controller's scalars, one array per group named above.
   counters: jax.Array  # int32[6]
   reals: jax.Array  # float32[6]
-  flags: jax.Array  # bool[3]
+  flags: jax.Array  # bool[4]
   # float32: LR the next update applies, a field of its own, so that
   # ``optax.tree.get(opt_state, "learning_rate")`` finds it.
   learning_rate: jax.Array
@@ -309,7 +311,7 @@ def random_lr(cfg: AutoLRSConfig, key: jax.Array, ceiling=None) -> jax.Array:
 # --- Initial state -----------------------------------------------------------
 
 
-def init_controller(cfg: AutoLRSConfig) -> Controller:
+def init_controller(cfg: AutoLRSConfig, drift_bounded=True) -> Controller:
   """The controller at step 0."""
   key, first = jax.random.split(jax.random.key(cfg.seed))
   first_lr = jnp.float32(cfg.max_lr) if cfg.ladder else random_lr(cfg, first)
@@ -338,6 +340,7 @@ def init_controller(cfg: AutoLRSConfig) -> Controller:
       resume_from_snapshot=jnp.zeros([], bool),
       key=jax.random.key_data(key),
       key_count=jnp.zeros([], jnp.int32),
+      drift_bounded=jnp.asarray(drift_bounded, bool),
   )
 
 
@@ -401,7 +404,7 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   path = jnp.where(state.phase_step == 0, 0.0, state.probe_path) + step_length
   step_ok = step_finite
   if cfg.max_probe_drift is not None:
-    step_ok &= ~in_probe | (path <= cfg.max_probe_drift * snapshot_norm)
+    step_ok &= ~in_probe | ~state.drift_bounded | (path <= cfg.max_probe_drift * snapshot_norm)
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   diverged_now = ~loss_ok | ~step_ok
   stage_loss = starting_loss(cfg, state, value, stage_starts)
@@ -986,6 +989,16 @@ def _losses(cfg: AutoLRSConfig, state: Controller, value, validation_value):
   return value, score, validating
 
 
+def drift_bounded(cfg: AutoLRSConfig, base_optimizer, params, base_state) -> jax.Array | bool:
+  """Whether ``max_probe_drift`` ends this run's probes: always in the paper's
+  mode, and as the budget plan's ``drift_bound`` says with a budget."""
+  if cfg.max_probe_drift is None:
+    return False
+  if cfg.budgeted and cfg.budget.drift_bound == "gradient-scaled":
+    return _common.steps_scale_with_gradient(base_optimizer, params, base_state)
+  return True
+
+
 def _check_params(params, state: AutoLRSState) -> None:
   if params is None:
     raise ValueError("autolrs needs params: call update(grads, state, params, value=loss).")
@@ -1126,7 +1139,8 @@ def autolrs(
       norm (global L2 norms); the path bounds how far the parameters moved
       from the snapshot. This keeps the restore ``p + (s - p)`` accurate: it
       is exact whenever each ``p`` is within a factor 2 of ``s`` (Sterbenz)
-      and otherwise off by at most an ulp of ``|p|``.
+      and otherwise off by at most an ulp of ``|p|``. With a budget, the
+      plan's ``drift_bound`` says whose probes it ends.
     axis_name: set under ``jax.pmap``/``shard_map``: ``value`` (and
       ``validation_value``) are averaged over this axis, so every replica takes
       the same decisions. Gradients are the caller's business, as for any
@@ -1199,9 +1213,9 @@ def autolrs(
 
   def init_fn(params):
     base_state = base_optimizer.init(params)
-    packed = _common.build_on_mesh_of(params, lambda: store(
-        init_controller(cfg), snapshot_params=None, snapshot_base_state=None,
-        base_state=None))
+    packed = _common.build_on_mesh_of(params, lambda params, base_state: store(
+        init_controller(cfg, drift_bounded(cfg, base_optimizer, params, base_state)),
+        snapshot_params=None, snapshot_base_state=None, base_state=None), params, base_state)
     # Copies, never aliases: a state whose leaves share buffers with the params
     # or with each other cannot be donated to a jitted step.
     copy = lambda tree: jax.tree.map(jnp.array, tree)

@@ -51,8 +51,21 @@ def _cooldown_score(plan, losses, observed, tau_probe, tau):
   return jnp.sum(jnp.where(tail, losses, 0.0)) / jnp.maximum(jnp.sum(tail), 1), diverged
 
 
+def _log_forecast_score(plan, losses, observed, tau_probe, tau):
+  """The paper's forecast of the log-loss: a probe is judged by the factor its
+  loss falls by, whatever the loss's scale, and its forecast stays within the
+  factors it saw (``lo**2 / hi`` at least) instead of reaching 0. A series
+  with a loss at or below 0 falls back to the plain forecast."""
+  positive = jnp.all(jnp.where(observed, losses > 0, True))
+  logs = jnp.log(jnp.where(observed & (losses > 0), losses, 1.0))
+  value, diverged = _forecast_score(plan, jnp.where(positive, logs, losses), observed,
+                                    tau_probe, tau)
+  return jnp.where(positive, jnp.exp(value), value), diverged
+
+
 SCORES: dict[str, Callable] = {
     "forecast": _forecast_score,
+    "log-forecast": _log_forecast_score,
     "end": _end_score,
     "cooldown": _cooldown_score,
 }

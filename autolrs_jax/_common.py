@@ -67,13 +67,29 @@ def finite_and_length(updates, learning_rate) -> tuple[jax.Array, jax.Array]:
   return jnp.isfinite(length), length
 
 
+def steps_scale_with_gradient(base_optimizer: optax.GradientTransformationExtraArgs,
+                              params, base_state) -> jax.Array:
+  """Whether the base optimizer's step grows with its gradient (SGD, momentum)
+  rather than keeping its size (Adam, sign-like updates, a clipped gradient).
+
+  Its first update from ``base_state`` is computed for a uniform gradient of
+  global norm 1 and for twice that: a step whose norm grows by more than half
+  scales. A step that is 0 or not finite counts as scaling.
+  """
+  size = sum(x.size for x in jax.tree.leaves(params))
+  unit = jax.tree.map(lambda p: jnp.full_like(p, 1 / math.sqrt(max(size, 1))), params)
+  step = lambda g: norm(base_optimizer.update(g, base_state, params)[0])
+  one, two = step(unit), step(jax.tree.map(lambda g: 2 * g, unit))
+  return ~(two <= 1.5 * one) | (one == 0)
+
+
 def norm(tree) -> jax.Array:
   """Global L2 norm of ``tree``, in float32."""
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
 
 
-def build_on_mesh_of(params, make: Callable[[], T]) -> T:
-  """Calls ``make()``, placing its arrays replicated on the params' mesh.
+def build_on_mesh_of(params, make: Callable[..., T], *args) -> T:
+  """Calls ``make(*args)``, placing its arrays replicated on the params' mesh.
 
   Under ``jit`` with shardings, the updated state comes back on the mesh of
   the params; an eagerly initialised state must start there too, or every
@@ -85,9 +101,9 @@ def build_on_mesh_of(params, make: Callable[[], T]) -> T:
                if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)]
   named = [s for s in shardings if isinstance(s, jax.sharding.NamedSharding)]
   if not named:
-    return make()
+    return make(*args)
   replicated = jax.sharding.NamedSharding(named[0].mesh, jax.sharding.PartitionSpec())
-  return jax.jit(make, out_shardings=replicated)()
+  return jax.jit(make, out_shardings=replicated)(*args)
 
 
 def packs_scalars(**groups: tuple[Any, tuple[str, ...]]):

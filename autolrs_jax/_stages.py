@@ -110,9 +110,10 @@ def doubling_schedule(tau: int, tau_probe: int, num_trials: int, tau_max: int,
                        validation_from_stage=validation_from_stage)
 
 
-SCORES = ("forecast", "end", "cooldown")
+SCORES = ("forecast", "log-forecast", "end", "cooldown")
 ANNEAL_SHAPES = ("linear", "1-sqrt")
 FIRST_SEARCHES = ("ladder", "bo")
+DRIFT_BOUNDS = ("always", "gradient-scaled")
 
 
 class BudgetPlan(NamedTuple):
@@ -150,15 +151,25 @@ class BudgetPlan(NamedTuple):
   # parabola through the best rung's score and its two neighbours', when it
   # lies below the rung ``prefer_larger`` chose (False: that rung).
   ladder_vertex: bool = True
+  # Which probes ``autolrs(max_probe_drift=...)`` bounds: 'always', or only a
+  # base optimizer's whose step grows with the gradient ('gradient-scaled':
+  # SGD, momentum). There a long path means large gradients, the sign of an
+  # LR at the edge of stability; a step of fixed size (Adam) makes the path
+  # the LR times the probe's length whatever the loss does, and the bound an
+  # LR cap that tightens as the probes lengthen. 'always' on the tuning tasks
+  # (issue 26): 'gradient-scaled' changes only the LM there, whose probes at
+  # 0.1 and 0.032 then run to their end (1.004x, geometric mean of 3 seeds).
+  drift_bound: str = "always"
   later_trials: int = 3  # Probes of each later stage, the incumbent LR among them.
   probe_fraction: float = 0.1  # Share of the budget spent in probes (at most, roughly).
   min_probe_steps: int = 4  # No probe is shorter.
   trust_region: float | None = 4.0  # Later stages probe within this factor of the incumbent.
   keep_winning_probe: bool = True  # A stage's last probe, if chosen, is not thrown away.
   # A probe's score: 'forecast' (the paper's: its fit at the stage's end),
-  # 'end' (its fit at its own end) or 'cooldown' (its LR decays linearly over
-  # its last ``cooldown_fraction``, and it scores the mean of its last losses:
-  # the loss this LR would give if annealed now).
+  # 'log-forecast' (the same of the log-loss: a factor, whatever the loss's
+  # scale, never 0), 'end' (its fit at its own end) or 'cooldown' (its LR
+  # decays linearly over its last ``cooldown_fraction``, and it scores the
+  # mean of its last losses: the loss this LR would give if annealed now).
   score: str = "forecast"
   cooldown_fraction: float = 0.3
   # Each probe's LR ramps up linearly over its first ``probe_warmup``
@@ -192,6 +203,8 @@ def check_plan(plan: BudgetPlan) -> None:
   check(plan.first_trials >= 1, "first_trials", ">= 1", plan.first_trials)
   check(plan.first_search in FIRST_SEARCHES, "first_search", f"one of {FIRST_SEARCHES}",
         plan.first_search)
+  check(plan.drift_bound in DRIFT_BOUNDS, "drift_bound", f"one of {DRIFT_BOUNDS}",
+        plan.drift_bound)
   check(plan.ladder_factor > 1, "ladder_factor", "> 1", plan.ladder_factor)
   check(plan.later_trials >= 2, "later_trials", ">= 2 (the incumbent and a rival)",
         plan.later_trials)

@@ -122,6 +122,15 @@ CANDIDATES = tuple((name, what, LINEAR_ANNEAL20 | changes) for name, what, chang
 )) + (
     ("end-1-sqrt-anneal35", "probes scored by their fit at their own end (the present "
      "anneal)", dict(score="end")),
+    ("log-forecast", "probes scored by the forecast of their log-loss (a factor, not a "
+     "difference: no forecast of 0)", dict(score="log-forecast")),
+    ("log-forecast-no-drift", "the forecast of the log-loss, and no drift bound (a probe "
+     "diverges on its loss only)", dict(score="log-forecast", max_probe_drift=None)),
+    ("no-drift", "no drift bound (a probe diverges on its loss only)",
+     dict(max_probe_drift=None)),
+    ("gradient-scaled-drift-no-vertex", "the drift bound only where the step grows with the "
+     "gradient (SGD), and the chosen rung itself (no parabola's vertex)",
+     dict(drift_bound="gradient-scaled", ladder_vertex=False)),
 )
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).

@@ -314,3 +314,42 @@ def test_a_ladder_whose_first_rungs_diverge_goes_on_down_and_holds_an_lr_it_prob
   records, _, _ = run(tx, TOTAL)
   exploited = column(records, "exploit_lr")[column(records, "phase") == autolrs_jax.EXPLOIT]
   assert exploited[0] == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("base,bound,bounded", [
+    (optax.adam(1.0), "always", True),
+    (optax.adam(1.0), "gradient-scaled", False),
+    (optax.sgd(1.0, momentum=0.9), "gradient-scaled", True),
+])
+def test_the_drift_bound_ends_probes_of_gradient_scaled_steps_only(base, bound, bounded):
+  # Adam's steps keep their size: on this quadratic its probes at the ladder's
+  # top rungs travel farther than twice the start's norm while their loss
+  # falls. 'gradient-scaled' leaves them to their loss; SGD's are still bounded.
+  plan = autolrs_jax.BudgetPlan(drift_bound=bound)
+  tx = autolrs_jax.autolrs(base, min_lr=1e-3, max_lr=1.0, total_steps=TOTAL, budget=plan)
+  records, _, state = run(tx, TOTAL // 2)
+  assert bool(autolrs_jax.find_state(state).drift_bounded) is bounded
+  diverged = [d for _, _, d in first_stage_probes(records)]
+  assert any(diverged) is bounded
+
+
+def test_the_log_forecast_judges_a_probe_by_the_factor_its_loss_falls_by():
+  # A steep fall, still falling at the probe's end: the plain forecast
+  # extrapolates it to 0 (the floor of a loss never below 0); the log-loss's
+  # stays above 0, scales with the loss and ranks the faster fall lower.
+  steps = jnp.arange(16.0)
+  observed = jnp.ones(16, bool)
+  steep, slow = 200.0 * 0.8**steps, 200.0 * 0.95**steps
+  plan = autolrs_jax.BudgetPlan(score="log-forecast")
+  forecast = autolrs_jax.BudgetPlan(score="forecast")
+  assert float(_budget.score(forecast, steep, observed, 16, 400)[0]) == 0.0
+  value = float(_budget.score(plan, steep, observed, 16, 400)[0])
+  assert 0.0 < value < float(steep[-1])
+  np.testing.assert_allclose(float(_budget.score(plan, 10 * steep, observed, 16, 400)[0]),
+                             10 * value, rtol=1e-4)
+  assert value < float(_budget.score(plan, slow, observed, 16, 400)[0])
+  # A loss at or below 0 has no log: the plain forecast scores it, and a NaN diverges.
+  shifted = steep - 20.0
+  np.testing.assert_array_equal(_budget.score(plan, shifted, observed, 16, 400),
+                                _budget.score(forecast, shifted, observed, 16, 400))
+  assert bool(_budget.score(plan, steep.at[5].set(jnp.nan), observed, 16, 400)[1])
