@@ -74,8 +74,11 @@ assert tuple(SCORES) == _stages.SCORES
 
 def score(plan: _stages.BudgetPlan, losses, observed, tau_probe, tau):
   """``(score, diverged)`` of an ended probe by the plan's rule; a loss that was
-  never negative is not scored below zero."""
+  never negative is not scored below zero. With ``stalled_diverges`` a probe
+  whose loss did not fall diverged."""
   value, diverged = SCORES[plan.score](plan, losses, observed, tau_probe, tau)
+  if plan.stalled_diverges:
+    diverged |= forecast_lib.stalled(losses, observed)
   never_negative = jnp.all(jnp.where(observed, losses >= 0, True))
   return jnp.where(never_negative, jnp.maximum(value, 0.0), value), diverged
 

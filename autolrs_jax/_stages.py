@@ -160,6 +160,13 @@ class BudgetPlan(NamedTuple):
   # (issue 26): 'gradient-scaled' changes only the LM there, whose probes at
   # 0.1 and 0.032 then run to their end (1.004x, geometric mean of 3 seeds).
   drift_bound: str = "always"
+  # A probe whose loss did not fall (the median of its last quarter of scored
+  # losses not below its first quarter's) counts as diverged, as one whose
+  # loss exploded does: an LR that leaves the loss at chance is no candidate,
+  # however the rungs below it score. Off: measured only without the drift
+  # bound (which already ends such rungs), where it did not make the choice
+  # hold on MNIST-1D (issue 26's candidate rows).
+  stalled_diverges: bool = False
   later_trials: int = 3  # Probes of each later stage, the incumbent LR among them.
   probe_fraction: float = 0.1  # Share of the budget spent in probes (at most, roughly).
   min_probe_steps: int = 4  # No probe is shorter.

@@ -205,15 +205,11 @@ def forecast(
   return value, diverged
 
 
-def exploded(losses: jax.typing.ArrayLike, mask: jax.typing.ArrayLike,
-             factor: float = 3.0) -> jax.Array:
-  """Whether a finite probe blew up: its end sits far above its start.
-
-  Compares the medians of the first and the last quarter of the observed
-  points (medians, so that single minibatch spikes do not count): the probe
-  exploded when the end exceeds the start by more than ``factor - 1`` times
-  the start's magnitude (for positive losses: end > ``factor`` x start).
-  """
+def first_and_last_quarter(losses: jax.typing.ArrayLike,
+                           mask: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(n, start, end)``: how many finite points were observed, and the medians
+  of the first and the last quarter of them (medians, so that single
+  minibatch spikes do not count)."""
   losses = jnp.asarray(losses, jnp.float32)
   mask = jnp.asarray(mask, bool) & jnp.isfinite(losses)
   rank = jnp.cumsum(mask) - 1  # Index of each observed point among observed.
@@ -222,4 +218,24 @@ def exploded(losses: jax.typing.ArrayLike, mask: jax.typing.ArrayLike,
   # Both medians in one batched sort: a step pays for every sort compiled into it.
   quarters = mask & jnp.stack([rank < quarter, rank >= n - quarter])
   start, end = jax.vmap(_masked_median, in_axes=(None, 0))(losses, quarters)
+  return n, start, end
+
+
+def exploded(losses: jax.typing.ArrayLike, mask: jax.typing.ArrayLike,
+             factor: float = 3.0) -> jax.Array:
+  """Whether a finite probe blew up: its end sits far above its start.
+
+  Compares the medians of the first and the last quarter of the observed
+  points: the probe exploded when the end exceeds the start by more than
+  ``factor - 1`` times the start's magnitude (for positive losses: end >
+  ``factor`` x start).
+  """
+  n, start, end = first_and_last_quarter(losses, mask)
   return (n >= 4) & (end - start > (factor - 1.0) * jnp.abs(start))
+
+
+def stalled(losses: jax.typing.ArrayLike, mask: jax.typing.ArrayLike) -> jax.Array:
+  """Whether a finite probe did not train: the median of the last quarter of
+  its observed points is not below that of the first quarter."""
+  n, start, end = first_and_last_quarter(losses, mask)
+  return (n >= 4) & (end >= start)

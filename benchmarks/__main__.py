@@ -97,6 +97,9 @@ def run_benchmark(args, out: pathlib.Path) -> None:
   for task_name in args.task or list(TASKS):
     task = TASKS[task_name]
     budget = task.quick if args.quick else task.full
+    if args.budget_scale != 1.0:  # The same run over more (or fewer) update calls.
+      budget = budget._replace(steps=round(args.budget_scale * budget.steps),
+                               eval_every=round(args.budget_scale * budget.eval_every))
     done = {_key(r["task"], r["method"], r["seed"], r["lr"], r["steps"]) for r in records}
     for name, seed, lr in plan(task_name, methods, seeds, args.quick):
       method = METHODS[name]
@@ -211,6 +214,9 @@ def main(argv=None) -> None:
   parser.add_argument("--seeds", type=int, help="default 3 (1 with --quick)")
   parser.add_argument("--quick", action="store_true", help="short budgets (a smoke run)")
   parser.add_argument("--out", type=pathlib.Path, help=f"default {FULL_OUT} ({QUICK_OUT} with --quick)")
+  parser.add_argument("--budget-scale", type=float, default=1.0,
+                      help="run: every run over this many times the task's update calls "
+                      "(evaluated as often per run); give it its own --out")
   parser.add_argument("--name", help="overhead: the results file's name (default overhead, "
                       "overhead_<platform> on an accelerator)")
   parser.add_argument("--target", type=float,
@@ -219,6 +225,8 @@ def main(argv=None) -> None:
   parser.add_argument("--budget", type=int,
                       help="verify: update calls allowed (default: the task's budget)")
   args = parser.parse_args(argv)
+  if args.budget_scale != 1.0 and args.out is None:
+    parser.error("--budget-scale needs an --out of its own: its runs are not the task's.")
   out = args.out or (QUICK_OUT if args.quick else FULL_OUT)
   # The policies a user would keep; AutoLRS's variants measure mechanisms.
   pooled = args.methods or ",".join(m for m in METHODS if ":" not in m)

@@ -131,6 +131,21 @@ CANDIDATES = tuple((name, what, LINEAR_ANNEAL20 | changes) for name, what, chang
     ("gradient-scaled-drift-no-vertex", "the drift bound only where the step grows with the "
      "gradient (SGD), and the chosen rung itself (no parabola's vertex)",
      dict(drift_bound="gradient-scaled", ladder_vertex=False)),
+    ("no-drift-probe20", "no drift bound, and probes twice as long (20% of the budget "
+     "shared by the probes, not 10%): an LR at the edge of stability fails by its loss",
+     dict(max_probe_drift=None, probe_fraction=0.2)),
+    ("no-drift-stalled", "no drift bound; a probe whose loss did not fall counts as diverged",
+     dict(max_probe_drift=None, stalled_diverges=True)),
+    ("no-drift-stalled-probe20", "no drift bound, a probe whose loss did not fall diverged, "
+     "and probes twice as long (20% of the budget, not 10%)",
+     dict(max_probe_drift=None, stalled_diverges=True, probe_fraction=0.2)),
+    ("no-drift-stalled-log", "no drift bound, a probe whose loss did not fall diverged, and "
+     "probes scored by the forecast of their log-loss",
+     dict(max_probe_drift=None, stalled_diverges=True, score="log-forecast")),
+    ("no-drift-stalled-log-probe20", "no drift bound, a probe whose loss did not fall "
+     "diverged, the forecast of the log-loss, and probes twice as long (20% of the budget)",
+     dict(max_probe_drift=None, stalled_diverges=True, score="log-forecast",
+          probe_fraction=0.2)),
 )
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).

@@ -1,6 +1,7 @@
 """What AutoLRS's ladder sees on a task, rung by rung, beside what each LR gives held.
 
-    python -m benchmarks probes [--task T ...] [--seeds 2] [--out results/probes.json]
+    python -m benchmarks probes [--task T ...] [--seeds 2] [--budget-scale 1]
+                                [--out results/probes.json]
 
 For each LR of the budget ladder (``max_lr`` down by ``sqrt(10)`` to
 ``min_lr``) one probe as the budget mode runs it in its first stage: from the
@@ -91,13 +92,13 @@ def cosine_by_peak(task: str, steps: int) -> dict[float, float]:
   return {k: float(np.median(v)) for k, v in finals.items()}
 
 
-def measure(task_name: str, seeds: int) -> dict:
+def measure(task_name: str, seeds: int, budget_scale: float = 1.0) -> dict:
   task = TASKS[task_name]
   plan = autolrs_jax.BudgetPlan()
-  steps = task.full.steps
+  steps = round(budget_scale * task.full.steps)
   calls = max(plan.min_probe_steps, round(plan.probe_fraction * steps / plan.first_trials))
   horizon = round((1 - plan.anneal_fraction - plan.probe_fraction) * steps)
-  cosine = cosine_by_peak(task_name, steps)
+  cosine = cosine_by_peak(task_name, task.full.steps)
   rungs = []
   for lr in ladder(*LR_RANGES[task.optimizer], plan.ladder_factor):
     runs = [probe(task, lr, seed, calls) for seed in range(seeds)]
@@ -109,21 +110,27 @@ def measure(task_name: str, seeds: int) -> dict:
         "cosine_final_val_loss": cosine.get(round(np.log10(lr), 2)),
     })
   return {"task": task_name, "split": task.split, "optimizer": task.optimizer,
-          "probe_calls": calls, "horizon": horizon, "seeds": seeds, "rungs": rungs}
+          "budget": steps, "probe_calls": calls, "horizon": horizon, "seeds": seeds,
+          "rungs": rungs}
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(prog="python -m benchmarks probes")
   parser.add_argument("--task", action="append", choices=sorted(TASKS))
   parser.add_argument("--seeds", type=int, default=2)
+  parser.add_argument("--budget-scale", type=float, default=1.0,
+                      help="probes as the ladder runs them in a budget this many times the "
+                           "task's (the cosine column stays the task's own budget)")
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/probes.json"))
   args = parser.parse_args(argv)
   drift = inspect.signature(autolrs_jax.autolrs).parameters["max_probe_drift"].default
-  result = {"drift_bound": drift, "tasks": [measure(t, args.seeds) for t in args.task or TASKS]}
+  result = {"drift_bound": drift, "budget_scale": args.budget_scale,
+            "tasks": [measure(t, args.seeds, args.budget_scale) for t in args.task or TASKS]}
   args.out.parent.mkdir(parents=True, exist_ok=True)
   args.out.write_text(json.dumps(result, indent=2))
   for t in result["tasks"]:
-    print(f"{t['task']} ({t['split']}, {t['optimizer']}), probes of {t['probe_calls']} calls:")
+    print(f"{t['task']} ({t['split']}, {t['optimizer']}), budget {t['budget']}, probes of "
+          f"{t['probe_calls']} calls:")
     for r in t["rungs"]:
       print(f"  lr {r['lr']:.3g}: end val {r['end_val_loss']:.4g}, forecast {r['forecast']:.4g}, "
             f"path/norm {r['path_ratio']:.2f}, cosine at this peak {r['cosine_final_val_loss']}")

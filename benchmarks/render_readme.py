@@ -341,7 +341,13 @@ def overhead_summary(r, step_time) -> list[str]:
 
 def probes_section(r):
   """``python -m benchmarks probes``: each ladder rung's probe beside the cosine at that peak."""
-  lines = ["### What the ladder sees (`python -m benchmarks probes --out results/probes.json`)", "",
+  scale = r.get("budget_scale", 1.0)
+  if scale == 1.0:
+    title = "What the ladder sees (`python -m benchmarks probes --out results/probes.json`)"
+  else:
+    title = (f"What the ladder would see in a budget {scale:g}× the task's (`python -m benchmarks "
+             f"probes --budget-scale {scale:g} --out results/probes_{scale:g}x.json`)")
+  lines = [f"### {title}", "",
            "Each rung of the budget ladder probed once from the initial parameters, as the first "
            f"stage does (medians over seeds): the validation loss at the probe's end, the default "
            "score (the exponential forecast at the hold's horizon), the fit at the probe's own end, "
@@ -350,7 +356,8 @@ def probes_section(r):
            "cosine at that peak (its final validation loss; bold: the best peak).", ""]
   for t in r["tasks"]:
     cosines = [c for x in t["rungs"] if (c := x["cosine_final_val_loss"]) is not None and c == c]
-    lines += [f"**{t['task']}** ({t['split']} task, {t['optimizer']}, probes of "
+    budget = f"budget {t['budget']}, " if "budget" in t else ""
+    lines += [f"**{t['task']}** ({t['split']} task, {t['optimizer']}, {budget}probes of "
               f"{t['probe_calls']} calls, horizon {t['horizon']}, {t['seeds']} seeds)", "",
               "| LR | val loss at probe end | forecast score | fit at probe end | path / norm "
               "| cosine at this peak |", "|---:|---:|---:|---:|---:|---:|"]
@@ -381,7 +388,8 @@ def step_time_sentence(r) -> str:
 SECTIONS = (("mnist1d.json", mnist1d_section), ("exptest_mnist1d.json", exptest_section),
             ("search_then_replay.json", search_replay_section),
             ("step_time.json", step_time_section),
-            ("kappa.json", kappa_section), ("probes.json", probes_section))
+            ("kappa.json", kappa_section), ("probes.json", probes_section),
+            ("probes_2x.json", probes_section))
 
 
 def headline(results_dir: pathlib.Path) -> list[str]:
@@ -429,20 +437,34 @@ def paired_section(results_dir: pathlib.Path) -> list[str]:
     tasks = sorted({r["task"] for r in rows})
     methods = ",".join(["autolrs-budget"] + sorted({r["method"] for r in rows}))
     seeds = max(r["seeds"] for r in rows)
-    lines += [f"### Mechanisms, paired by seed (`{path.parent.as_posix()}`)", "",
+    summary = path.parent / "results.json"
+    summary = json.loads(summary.read_text())["tasks"] if summary.exists() else {}
+    scale = budget_scale(summary)
+    flags = f" --budget-scale {scale:g}" if scale != 1.0 else ""
+    title = f", {scale:g}× the tasks' budgets" if scale != 1.0 else ""
+    out = f"--seeds {seeds}{flags} --out {path.parent.as_posix()}"
+    lines += [f"### Mechanisms, paired by seed (`{path.parent.as_posix()}`{title})", "",
               f"`python -m benchmarks {' '.join(f'--task {t}' for t in tasks)} --methods "
-              f"{methods} --seeds {seeds} --out {path.parent.as_posix()}`: each variant's final "
+              f"{methods} {out}`: each variant's final "
               "validation loss over the full method's on the same seed (same data, "
               "initialisation and minibatch keys).", ""] + report.paired_markdown(rows) + [""]
-    summary = path.parent / "results.json"
-    choice = (report.choice_markdown(json.loads(summary.read_text())["tasks"])
-              if summary.exists() else [])
+    choice = report.choice_markdown(summary) if summary else []
     if len(choice) > 2:  # Tasks whose cosine grid ran on these seeds too.
       lines += [f"The full method against the best-of-grid cosine on the same {seeds} seeds "
                 f"(`python -m benchmarks {' '.join(f'--task {t}' for t in tasks)} --methods "
-                f"cosine --seeds {seeds} --out {path.parent.as_posix()}`; columns as in the "
+                f"cosine {out}`; columns as in the "
                 "benchmark's table, '—' where nothing ran):", ""] + choice + [""]
   return lines
+
+
+def budget_scale(tasks: dict) -> float:
+  """How many times its task's budget each run of a results directory had (one
+  factor for all; 1 without runs)."""
+  from benchmarks.tasks import TASKS  # pylint: disable=g-import-not-at-top
+  scales = {t["steps"] / TASKS[name].full.steps for name, t in tasks.items()}
+  if len(scales) > 1:
+    raise ValueError(f"one results directory, several budget scales: {sorted(scales)}")
+  return scales.pop() if scales else 1.0
 
 
 def measurements(results_dir: pathlib.Path) -> list[str]:

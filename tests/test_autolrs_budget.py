@@ -353,3 +353,14 @@ def test_the_log_forecast_judges_a_probe_by_the_factor_its_loss_falls_by():
   np.testing.assert_array_equal(_budget.score(plan, shifted, observed, 16, 400),
                                 _budget.score(forecast, shifted, observed, 16, 400))
   assert bool(_budget.score(plan, steep.at[5].set(jnp.nan), observed, 16, 400)[1])
+
+
+def test_with_stalled_diverges_a_probe_whose_loss_did_not_fall_diverged():
+  at_chance = jnp.full(16, 2.3).at[:4].set(2.29)
+  falling = 2.3 * 0.9 ** jnp.arange(16.0)
+  observed = jnp.ones(16, bool)
+  for plan, want in ((autolrs_jax.BudgetPlan(), (False, False)),
+                     (autolrs_jax.BudgetPlan(stalled_diverges=True), (True, False))):
+    got = tuple(bool(_budget.score(plan, losses, observed, 16, 400)[1])
+                for losses in (at_chance, falling))
+    assert got == want

@@ -197,10 +197,25 @@ def test_the_readme_s_measurement_commands_run(tmp_path):
   bench("probes", "--task", "digits", "--seeds", "1", "--out", str(tmp_path / "probes.json"))
   digits = json.loads((tmp_path / "probes.json").read_text())["tasks"][0]
   assert [r["lr"] for r in digits["rungs"]][:2] == pytest.approx([1.0, 10 ** -0.5])
+  bench("probes", "--task", "digits", "--seeds", "1", "--budget-scale", "2",
+        "--out", str(tmp_path / "probes_2x.json"))
+  doubled = json.loads((tmp_path / "probes_2x.json").read_text())["tasks"][0]
+  assert doubled["budget"] == 2 * digits["budget"]
+  assert doubled["probe_calls"] == 2 * digits["probe_calls"]
+  # A run over a scaled budget, in its own results directory.
+  scaled = tmp_path / "scaled"
+  bench("--task", "digits", "--methods", "autolrs-budget", "--quick", "--budget-scale", "0.5",
+        "--out", str(scaled))
+  quick_budget = tasks.TASKS["digits"].quick
+  [run] = [json.loads(line) for line in (scaled / "runs.jsonl").read_text().splitlines()]
+  assert (run["steps"], run["eval_every"]) == (round(0.5 * quick_budget.steps),
+                                               round(0.5 * quick_budget.eval_every))
+  assert subprocess.run([sys.executable, "-m", "benchmarks", "--task", "digits",
+                         "--budget-scale", "2"], cwd=ROOT, capture_output=True).returncode == 2
   # The generated documents, from the repository's results and these files.
   results = tmp_path / "results"
   subprocess.run(["cp", "-r", str(ROOT / "results"), str(results)], check=True)
-  for name in ("step_time.json", "probes.json"):
+  for name in ("step_time.json", "probes.json", "probes_2x.json"):
     (results / name).write_text((tmp_path / name).read_text())
   readme = tmp_path / "README.md"
   readme.write_text((ROOT / "README.md").read_text())
@@ -208,6 +223,7 @@ def test_the_readme_s_measurement_commands_run(tmp_path):
         "--docs", str(tmp_path / "benchmarks.md"))
   docs = (tmp_path / "benchmarks.md").read_text()
   assert "What the ladder sees" in docs and "**digits** (tuning task" in docs
+  assert "What the ladder would see in a budget 2×" in docs
   assert "<!-- example:begin -->\nGenerated" in readme.read_text()
   # verify, on the repository's records; backfill, on one older record of a quick run.
   bench("verify", "--task", "digits", "--out", str(results / "bench"))

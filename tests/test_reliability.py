@@ -90,6 +90,22 @@ def test_exploded_finite_probe_is_flagged():
   assert not bool(forecast.exploded(spiky, mask))
 
 
+def test_a_probe_whose_loss_did_not_fall_stalled():
+  t = np.arange(40)
+  rng = np.random.default_rng(0)
+  at_chance = (2.3 + 0.02 * rng.normal(size=40)).astype(np.float32)
+  at_chance[:10] = 2.28  # A hair below the rest: its loss did not fall.
+  falling = (2.0 * np.exp(-t / 10) + 0.5).astype(np.float32)
+  spiky = falling.copy()
+  spiky[-9::3] = 50.0  # Spikes near the end: the median of the end still fell.
+  mask = np.ones(40, bool)
+  assert bool(forecast.stalled(at_chance, mask))
+  assert not bool(forecast.stalled(falling, mask)) and not bool(forecast.stalled(spiky, mask))
+  # Only the observed points count, and fewer than four say nothing.
+  assert not bool(forecast.stalled(np.where(t < 20, falling, 9.0), t < 20))
+  assert not bool(forecast.stalled(at_chance, t < 3))
+
+
 def test_nan_value_on_an_exploit_step_skips_the_step():
   # A non-finite loss: nothing is applied, and the base optimizer is fed a
   # zero gradient instead of the step's (its momentum decays, nothing is added).
