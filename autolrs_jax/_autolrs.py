@@ -404,7 +404,10 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   path = jnp.where(state.phase_step == 0, 0.0, state.probe_path) + step_length
   step_ok = step_finite
   if cfg.max_probe_drift is not None:
-    step_ok &= ~in_probe | ~state.drift_bounded | (path <= cfg.max_probe_drift * snapshot_norm)
+    limit = cfg.max_probe_drift * snapshot_norm
+    if cfg.budgeted:
+      limit = _budget.drift_limit(cfg.budget, cfg.max_probe_drift, tau_probe) * snapshot_norm
+    step_ok &= ~in_probe | ~state.drift_bounded | (path <= limit)
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   diverged_now = ~loss_ok | ~step_ok
   stage_loss = starting_loss(cfg, state, value, stage_starts)
@@ -1140,7 +1143,9 @@ def autolrs(
       from the snapshot. This keeps the restore ``p + (s - p)`` accurate: it
       is exact whenever each ``p`` is within a factor 2 of ``s`` (Sterbenz)
       and otherwise off by at most an ulp of ``|p|``. With a budget, the
-      plan's ``drift_bound`` says whose probes it ends.
+      plan's ``drift_per_call`` (the default) replaces the value by a bound
+      that grows with the probe's length, and its ``drift_bound`` says whose
+      probes it ends; None switches the bound off in both modes.
     axis_name: set under ``jax.pmap``/``shard_map``: ``value`` (and
       ``validation_value``) are averaged over this axis, so every replica takes
       the same decisions. Gradients are the caller's business, as for any

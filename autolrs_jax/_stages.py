@@ -160,6 +160,16 @@ class BudgetPlan(NamedTuple):
   # (issue 26): 'gradient-scaled' changes only the LM there, whose probes at
   # 0.1 and 0.032 then run to their end (1.004x, geometric mean of 3 seeds).
   drift_bound: str = "always"
+  # The bound scaled by the probe's length: its path may reach this many
+  # snapshot norms per call (None: ``max_probe_drift`` for the whole probe,
+  # whatever its length). A probe's path grows with its length, and a probe
+  # lasts a share of the budget, so that a fixed bound ends a larger budget's
+  # probes at smaller LRs: at twice its budget, MNIST-1D's ladder then held
+  # the rung below the best cosine peak (issue 26, results/budget2x). Chosen on
+  # the tuning tasks: between the per-call paths of the best peak's rung and of
+  # the rung above it on MNIST-1D, digits and the LM (`probes`: 0.021 to 0.035);
+  # the same choices as the fixed bound at their budgets, on every seed.
+  drift_per_call: float | None = 0.027
   # A probe whose loss did not fall (the median of its last quarter of scored
   # losses not below its first quarter's) counts as diverged, as one whose
   # loss exploded does: an LR that leaves the loss at chance is no candidate,
@@ -212,6 +222,8 @@ def check_plan(plan: BudgetPlan) -> None:
         plan.first_search)
   check(plan.drift_bound in DRIFT_BOUNDS, "drift_bound", f"one of {DRIFT_BOUNDS}",
         plan.drift_bound)
+  check(plan.drift_per_call is None or plan.drift_per_call > 0, "drift_per_call",
+        "None or > 0", plan.drift_per_call)
   check(plan.ladder_factor > 1, "ladder_factor", "> 1", plan.ladder_factor)
   check(plan.later_trials >= 2, "later_trials", ">= 2 (the incumbent and a rival)",
         plan.later_trials)

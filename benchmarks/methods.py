@@ -80,11 +80,18 @@ def _autolrs_budget(widen: float = 1.0, max_probe_drift=_DEFAULT, **plan_changes
 # they ran.
 LINEAR_ANNEAL20 = dict(anneal_fraction=0.2, anneal_shape="linear")
 
+# The drift bound before issue 26 chose one per probe call: 2 snapshot norms
+# for a whole probe. Every candidate below ran with it and keeps it.
+FIXED_DRIFT = dict(drift_per_call=None)
+
 # Mechanisms tried against short-horizon bias and false divergences on the
 # tuning tasks that did not beat the default of their time there (issue 26):
-# (name, what changes, changes). All but the last ran with the linear 20%
-# anneal; the last one against the present default.
-CANDIDATES = tuple((name, what, LINEAR_ANNEAL20 | changes) for name, what, changes in (
+# (name, what changes, changes). The first group ran with the linear 20%
+# anneal, the second with the present one.
+CANDIDATES = tuple((name, what, FIXED_DRIFT | LINEAR_ANNEAL20 | changes)
+                   for name, what, changes in (
+    ("linear-anneal20", "the default before issue 26 (the linear anneal over the last 20%, the "
+     "drift bound for a whole probe)", {}),
     ("count-diverged", "diverged rungs use up the ladder's five probes (the old cap)",
      dict(count_diverged_rungs=True, ladder_overrun=1.0)),
     ("probe-warmup", "each probe warms up over its first quarter",
@@ -119,7 +126,7 @@ CANDIDATES = tuple((name, what, LINEAR_ANNEAL20 | changes) for name, what, chang
      dict(anneal_shape="1-sqrt")),
     ("1-sqrt-anneal50", "the anneal 1 - sqrt of its progress, over the last half",
      dict(anneal_shape="1-sqrt", anneal_fraction=0.5)),
-)) + (
+)) + tuple((name, what, FIXED_DRIFT | changes) for name, what, changes in (
     ("end-1-sqrt-anneal35", "probes scored by their fit at their own end (the present "
      "anneal)", dict(score="end")),
     ("log-forecast", "probes scored by the forecast of their log-loss (a factor, not a "
@@ -146,15 +153,15 @@ CANDIDATES = tuple((name, what, LINEAR_ANNEAL20 | changes) for name, what, chang
      "diverged, the forecast of the log-loss, and probes twice as long (20% of the budget)",
      dict(max_probe_drift=None, stalled_diverges=True, score="log-forecast",
           probe_fraction=0.2)),
-)
+))
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).
 ABLATIONS = (
     ("bo-search", "the first search by BO (5 probes) instead of the descending ladder",
      dict(first_search="bo")),
     ("no-anneal", "no final anneal: the chosen LR to the end", dict(anneal_fraction=0.0)),
-    ("linear-anneal20", "the linear anneal over the last 20% (the default before issue 26 "
-     "chose the 1 - sqrt one over 35%)", LINEAR_ANNEAL20),
+    ("fixed-drift", "the drift bound for a whole probe (2 snapshot norms), not per call: the "
+     "default before issue 26 chose the bound per call", FIXED_DRIFT),
     ("three-stages", "three stages (1:2:4), the later ones searching a trust region",
      dict(stage_weights=(1.0, 2.0, 4.0))),
     ("no-vertex", "the ladder's chosen rung, not the parabola's vertex below it",

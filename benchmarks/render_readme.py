@@ -341,6 +341,11 @@ def overhead_summary(r, step_time) -> list[str]:
 
 def probes_section(r):
   """``python -m benchmarks probes``: each ladder rung's probe beside the cosine at that peak."""
+  import autolrs_jax  # pylint: disable=g-import-not-at-top
+  # The default's bound: per probe call, or the probe's whole path's.
+  per_call = autolrs_jax.BudgetPlan().drift_per_call
+  bound_text = (f"the default's drift bound, {per_call:g} initial norms per call" if per_call
+                else f"the drift bound {r['drift_bound']:g}")
   scale = r.get("budget_scale", 1.0)
   if scale == 1.0:
     title = "What the ladder sees (`python -m benchmarks probes --out results/probes.json`)"
@@ -351,21 +356,23 @@ def probes_section(r):
            "Each rung of the budget ladder probed once from the initial parameters, as the first "
            f"stage does (medians over seeds): the validation loss at the probe's end, the default "
            "score (the exponential forecast at the hold's horizon), the fit at the probe's own end, "
-           f"and the probe's path over the initial norm (★: past the drift bound "
-           f"{r['drift_bound']:g}, the probe counts as diverged); beside them the benchmark's "
-           "cosine at that peak (its final validation loss; bold: the best peak).", ""]
+           f"and the probe's path over the initial norm (★: past {bound_text}, the probe counts as "
+           "diverged); beside them the benchmark's cosine at that peak (its final validation "
+           "loss; bold: the best peak).", ""]
   for t in r["tasks"]:
+    limit = per_call * t["probe_calls"] if per_call else r["drift_bound"]
     cosines = [c for x in t["rungs"] if (c := x["cosine_final_val_loss"]) is not None and c == c]
     budget = f"budget {t['budget']}, " if "budget" in t else ""
     lines += [f"**{t['task']}** ({t['split']} task, {t['optimizer']}, {budget}probes of "
-              f"{t['probe_calls']} calls, horizon {t['horizon']}, {t['seeds']} seeds)", "",
+              f"{t['probe_calls']} calls, drift bound {limit:.3g}, horizon {t['horizon']}, "
+              f"{t['seeds']} seeds)", "",
               "| LR | val loss at probe end | forecast score | fit at probe end | path / norm "
               "| cosine at this peak |", "|---:|---:|---:|---:|---:|---:|"]
     for x in t["rungs"]:
       c = x["cosine_final_val_loss"]
       cell = ("—" if c is None else "diverged" if c != c
               else f"**{c:.4g}**" if c == min(cosines) else f"{c:.4g}")
-      star = " ★" if x["path_ratio"] > r["drift_bound"] else ""
+      star = " ★" if x["path_ratio"] > limit else ""
       lines.append(f"| {x['lr']:.3g} | {x['end_val_loss']:.4g} | {x['forecast']:.4g} | "
                    f"{x['end_fit']:.4g} | {x['path_ratio']:.2f}{star} | {cell} |")
     lines.append("")

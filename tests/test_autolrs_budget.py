@@ -197,7 +197,9 @@ def test_without_keeping_every_last_probe_restores():
 
 
 def test_cooldown_probes_decay_their_lr_linearly_over_their_last_steps():
-  plan = autolrs_jax.BudgetPlan(score="cooldown", cooldown_fraction=0.5)
+  # The fixed drift bound: the bound per call ends this probe at 0.32 within a
+  # few calls, and the whole probe's shape is what is pinned.
+  plan = autolrs_jax.BudgetPlan(score="cooldown", cooldown_fraction=0.5, drift_per_call=None)
   tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=1.0,
                            total_steps=TOTAL, budget=plan)
   records, _, _ = run(tx, 60)
@@ -364,3 +366,20 @@ def test_with_stalled_diverges_a_probe_whose_loss_did_not_fall_diverged():
     got = tuple(bool(_budget.score(plan, losses, observed, 16, 400)[1])
                 for losses in (at_chance, falling))
     assert got == want
+
+
+def test_the_drift_bound_per_call_grows_with_the_probe_s_length():
+  fixed = autolrs_jax.BudgetPlan(drift_per_call=None)
+  per_call = autolrs_jax.BudgetPlan(drift_per_call=0.05)
+  for calls in (12, 24, 48):
+    assert float(_budget.drift_limit(fixed, 2.0, calls)) == 2.0
+    assert float(_budget.drift_limit(per_call, 2.0, calls)) == pytest.approx(0.05 * calls)
+  # In a run: bounded per call as the fixed bound is over its probes' length,
+  # the ladder's probes diverge alike; bounded tighter, more of them do.
+  tx = lambda plan: autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
+                                        total_steps=TOTAL, budget=plan)
+  probe_calls = _stages.budget_schedule(TOTAL, fixed, 0, 16, None).probe_steps[0]
+  plans = [fixed] + [autolrs_jax.BudgetPlan(drift_per_call=d / probe_calls) for d in (2.0, 0.1)]
+  as_fixed, as_same, as_tight = ([d for *_, d in first_stage_probes(run(tx(p), TOTAL // 2)[0])]
+                                 for p in plans)
+  assert as_same == as_fixed and sum(as_tight) > sum(as_fixed)

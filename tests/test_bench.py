@@ -171,13 +171,13 @@ def test_choice_rows_compare_autolrs_with_the_cosine_the_peers_and_the_wide_rang
 
 def test_paired_variants_are_ratios_to_the_full_method_seed_by_seed_with_what_they_change():
   records = [record("autolrs-budget", s, None, [1.0, 1.0, 1.0, v]) for s, v in enumerate([0.5, 1.0, 2.0])]
-  records += [record("autolrs-budget:linear-anneal20", s, None, [1.0, 1.0, 1.0, v])
+  records += [record("autolrs-budget:fixed-drift", s, None, [1.0, 1.0, 1.0, v])
               for s, v in enumerate([1.0, 1.0, 1.0])]
   (row,) = report.paired(records)
   assert row["seeds"] == 3 and row["ratio_worst"] == pytest.approx(2.0)
   assert row["ratio_best"] == pytest.approx(0.5) and row["ratio_geometric_mean"] == pytest.approx(1.0)
   (line,) = report.paired_markdown([row])[2:]
-  assert "| linear-anneal20 | ablation: the linear anneal over the last 20%" in line
+  assert "| fixed-drift | ablation: the drift bound for a whole probe" in line
 
 
 @pytest.mark.slow
