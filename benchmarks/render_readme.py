@@ -457,8 +457,10 @@ def paired_section(results_dir: pathlib.Path) -> list[str]:
               "initialisation and minibatch keys).", ""] + report.paired_markdown(rows) + [""]
     choice = report.choice_markdown(summary) if summary else []
     if len(choice) > 2:  # Tasks whose cosine grid ran on these seeds too.
+      graded = [t for t in tasks
+                if any(r["method"] == "cosine" for r in summary.get(t, {}).get("rows", []))]
       lines += [f"The full method against the best-of-grid cosine on the same {seeds} seeds "
-                f"(`python -m benchmarks {' '.join(f'--task {t}' for t in tasks)} --methods "
+                f"(`python -m benchmarks {' '.join(f'--task {t}' for t in graded)} --methods "
                 f"cosine {out}`; columns as in the "
                 "benchmark's table, '—' where nothing ran):", ""] + choice + [""]
   return lines
