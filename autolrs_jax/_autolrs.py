@@ -404,10 +404,9 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   path = jnp.where(state.phase_step == 0, 0.0, state.probe_path) + step_length
   step_ok = step_finite
   if cfg.max_probe_drift is not None:
-    limit = cfg.max_probe_drift * snapshot_norm
-    if cfg.budgeted:
-      limit = _budget.drift_limit(cfg.budget, cfg.max_probe_drift, tau_probe) * snapshot_norm
-    step_ok &= ~in_probe | ~state.drift_bounded | (path <= limit)
+    bound = (_budget.drift_limit(cfg.budget, cfg.max_probe_drift, tau_probe) if cfg.budgeted
+             else cfg.max_probe_drift)
+    step_ok &= ~in_probe | ~state.drift_bounded | (path <= bound * snapshot_norm)
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   diverged_now = ~loss_ok | ~step_ok
   stage_loss = starting_loss(cfg, state, value, stage_starts)

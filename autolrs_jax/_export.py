@@ -172,7 +172,7 @@ def export_schedule(learning_rates: Sequence[float], phases: Sequence[int],
   previous, last_call = None, None  # The last segment's key; the last call's (lr, phase).
   for lr, phase in zip(lrs[kept].tolist(), phases[kept].tolist()):
     # The anneal ends at its first LR of 0; calls past the budget hold 0.
-    annealed = phase == _autolrs.ANNEAL and anneal and anneal[-1] == 0.0
+    annealed = phase == _autolrs.ANNEAL and bool(anneal) and anneal[-1] == 0.0
     if phase in _RAMPS and not annealed:
       key = ("ramp", phase)
     elif (last_call is not None and last_call[1] == phase and lr > last_call[0]
