@@ -72,15 +72,27 @@ SCORES: dict[str, Callable] = {
 assert tuple(SCORES) == _stages.SCORES
 
 
+def score_floor(plan: _stages.BudgetPlan, losses, observed) -> jax.Array:
+  """The lowest score of a probe whose loss was never negative: 0, or with
+  ``forecast_floor='factor'`` its last quarter's median times the factor its
+  loss fell by from its first quarter's (1 if it did not fall)."""
+  if plan.forecast_floor == "zero":
+    return jnp.zeros([], jnp.float32)
+  _, start, end = forecast_lib.first_and_last_quarter(losses, observed)
+  fell_by = jnp.where(start > 0, jnp.clip(end / jnp.where(start > 0, start, 1.0), 0.0, 1.0), 0.0)
+  return jnp.nan_to_num(end * fell_by)
+
+
 def score(plan: _stages.BudgetPlan, losses, observed, tau_probe, tau):
   """``(score, diverged)`` of an ended probe by the plan's rule; a loss that was
-  never negative is not scored below zero. With ``stalled_diverges`` a probe
-  whose loss did not fall diverged."""
+  never negative is not scored below :func:`score_floor`. With
+  ``stalled_diverges`` a probe whose loss did not fall diverged."""
   value, diverged = SCORES[plan.score](plan, losses, observed, tau_probe, tau)
   if plan.stalled_diverges:
     diverged |= forecast_lib.stalled(losses, observed)
   never_negative = jnp.all(jnp.where(observed, losses >= 0, True))
-  return jnp.where(never_negative, jnp.maximum(value, 0.0), value), diverged
+  floor = score_floor(plan, losses, observed)
+  return jnp.where(never_negative, jnp.maximum(value, floor), value), diverged
 
 
 # --- The shape of a probe's LR ---------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 import autolrs_jax
 from autolrs_jax import _budget
 from autolrs_jax import _stages
+from autolrs_jax import forecast as forecast_lib
 
 CURVATURES = jnp.geomspace(0.05, 4.0, 12)
 TOTAL = 600
@@ -383,3 +384,19 @@ def test_the_drift_bound_per_call_grows_with_the_probe_s_length():
   as_fixed, as_same, as_tight = ([d for *_, d in first_stage_probes(run(tx(p), TOTAL // 2)[0])]
                                  for p in plans)
   assert as_same == as_fixed and sum(as_tight) > sum(as_fixed)
+
+
+def test_the_factor_floor_keeps_a_steadily_falling_probe_above_zero():
+  # Falling by 100 over its 16 calls, the exponential fit (whose decay must
+  # halve per probe) forecasts another 100 per probe for the stage: below 0.
+  steady = jnp.linspace(200.0, 100.0, 16)
+  leveling = 1.0 + jnp.exp(-jnp.arange(16.0) / 3.0)
+  observed = jnp.ones(16, bool)
+  zero, factor = autolrs_jax.BudgetPlan(), autolrs_jax.BudgetPlan(forecast_floor="factor")
+  assert float(_budget.score(zero, steady, observed, 16, 400)[0]) == 0.0
+  _, start, end = (float(v) for v in forecast_lib.first_and_last_quarter(steady, observed))
+  assert float(_budget.score(factor, steady, observed, 16, 400)[0]) == pytest.approx(
+      end * end / start, rel=1e-5)
+  # A curve that levels off is forecast above the floor, the same by both rules.
+  assert float(_budget.score(factor, leveling, observed, 16, 400)[0]) == pytest.approx(
+      float(_budget.score(zero, leveling, observed, 16, 400)[0]))
