@@ -26,6 +26,7 @@ from autolrs_jax._multi_steps import MultiStepsMeanState
 from autolrs_jax._readers import bo_observations
 from autolrs_jax._readers import describe
 from autolrs_jax._readers import find_state
+from autolrs_jax._readers import quiet_calls
 from autolrs_jax._stages import BudgetPlan
 from autolrs_jax._switching import switch_on_plateau
 from autolrs_jax._switching import SwitchOnPlateauState
@@ -58,6 +59,7 @@ __all__ = (
     "find_state",
     "multi_steps",
     "null_statistics",
+    "quiet_calls",
     "switch_on_plateau",
     "window_test",
 )

@@ -65,6 +65,8 @@ _EXPLOIT_GRACE_STEPS = 10
 
 # Bound on forecasts handed to the GP, so that its standardisation stays finite.
 _MAX_SCORE = 1e6
+# known_quiet_calls of a phase that no event ends (the anneal).
+_NEVER = 2**31 - 1
 
 
 class Controller(NamedTuple):
@@ -113,10 +115,14 @@ class Controller(NamedTuple):
   key_count: jax.Array  # int32: the call whose key ``key`` is.
   # bool: max_probe_drift ends this run's probes (BudgetPlan.drift_bound).
   drift_bounded: jax.Array
+  # int32: how many of the following calls are known to end nothing, so that
+  # they may run as ``update(..., quiet=True)`` (see known_quiet_calls).
+  quiet_calls: jax.Array
 
 
 @_common.packs_scalars(
-    counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step", "key_count")),
+    counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step", "key_count",
+                          "quiet_calls")),
     reals=(jnp.float32, ("stage_loss", "exploit_loss", "exploit_best", "probe_path",
                          "snapshot_norm", "lr_ceiling", "exploit_lr")),
     flags=(bool, ("wants_validation", "restored", "resume_from_snapshot", "drift_bounded")))
@@ -130,7 +136,7 @@ class AutoLRSState(NamedTuple):
   """
 
   # The controller's scalars, one array per group named above.
-  counters: jax.Array  # int32[6]
+  counters: jax.Array  # int32[7]
   reals: jax.Array  # float32[6]
   flags: jax.Array  # bool[4]
   # float32: LR the next update applies, a field of its own, so that
@@ -341,6 +347,7 @@ def init_controller(cfg: AutoLRSConfig, drift_bounded=True) -> Controller:
       key=jax.random.key_data(key),
       key_count=jnp.zeros([], jnp.int32),
       drift_bounded=jnp.asarray(drift_bounded, bool),
+      quiet_calls=jnp.asarray(max(cfg.warmup_steps - 1, 0), jnp.int32),
   )
 
 
@@ -895,6 +902,27 @@ def key_of_call(state: Controller) -> jax.Array:
   return jax.lax.fori_loop(state.key_count, state.count, split, state.key)
 
 
+def known_quiet_calls(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
+  """How many calls from ``state.count`` on are known to end nothing.
+
+  The warm-up's calls before its last, an exploitation's before its last (a
+  budget's last exploitation never ends without an anneal), and every call of
+  the anneal: their ends are planned. No probe call: any may diverge. An
+  exploitation's blow-up is data too: a quiet call restores and retries as
+  any other (:func:`quiet_transition`).
+  """
+  if cfg.budgeted:
+    ends = ~cfg.stages.is_last_stage(state.stage) | (cfg.stages.anneal_steps > 0)
+    exploit = jnp.where(ends, cfg.stages.stage_end(state.stage) - 1 - state.count, _NEVER)
+  else:
+    _, tau = cfg.stages.lengths(state.stage)
+    exploit = tau - 1 - state.phase_step
+  quiet = jnp.select(
+      [state.phase == WARMUP, state.phase == EXPLOIT, state.phase == ANNEAL],
+      [cfg.warmup_steps - 1 - state.count, exploit, jnp.asarray(_NEVER, jnp.int32)], 0)
+  return jnp.maximum(quiet, 0).astype(jnp.int32)
+
+
 def transition(cfg: AutoLRSConfig, state: Controller, signals: Signals,
                event: int | None = None) -> Controller:
   """Runs the transition of ``event`` (default: this step's, chosen by
@@ -918,7 +946,28 @@ def transition(cfg: AutoLRSConfig, state: Controller, signals: Signals,
     else:
       controller = TRANSITIONS[event](cfg, state, signals, subkey)
     keyed = {"key": jax.random.key_data(key), "key_count": state.count + 1}
-  return controller._replace(
+  return conclude(cfg, state, controller._replace(**keyed), signals)
+
+
+def quiet_transition(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
+  """:func:`transition` of a call run quiet (see :func:`known_quiet_calls`):
+  :func:`continue_phase`, or :func:`retry_exploit` if the exploitation blew
+  up, both computed and selected (a few scalars), no control flow. Neither
+  draws a key, so the skipped split is caught up as after any quiet call."""
+  no = jnp.zeros([], bool)
+  signals = signals._replace(probe_ends=no, exploit_ends=no, warmup_ends=no)
+  continued = continue_phase(cfg, state, signals, None)
+  retried = retry_exploit(cfg, state, signals, None)
+  controller = jax.tree.map(lambda r, c: jnp.where(signals.exploit_blows_up, r, c),
+                            retried, continued)
+  return conclude(cfg, state, controller, signals)
+
+
+def conclude(cfg: AutoLRSConfig, state: Controller, controller: Controller,
+             signals: Signals) -> Controller:
+  """What every call ends with, whatever its transition: the count, the
+  observed values, and how many calls are known quiet after it."""
+  controller = controller._replace(
       count=state.count + 1,
       stage_loss=signals.stage_loss,
       probe_path=signals.probe_path,
@@ -927,8 +976,19 @@ def transition(cfg: AutoLRSConfig, state: Controller, signals: Signals,
       restored=signals.restores,
       wants_validation=cfg.stages.is_validation_step(
           controller.stage, controller.phase == PROBE, controller.phase_step),
-      **keyed,
   )
+  return controller._replace(quiet_calls=known_quiet_calls(cfg, controller))
+
+
+def finish(measured: Measured, controller: Controller, signals: Signals) -> AutoLRSState:
+  """The packed state after a call (its trees ``None``)."""
+  # A non-finite update after a finite loss: the base state it came with is
+  # not trusted; the base optimizer goes on from the snapshot's.
+  loss_ok = jnp.isfinite(measured.value) & jnp.isfinite(measured.score)
+  resume = controller.restored | (signals.skip & loss_ok)
+  controller = controller._replace(resume_from_snapshot=resume,
+                                   snapshot_norm=measured.snapshot_norm)
+  return store(controller, snapshot_params=None, snapshot_base_state=None, base_state=None)
 
 
 def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured, validating: bool,
@@ -950,24 +1010,15 @@ def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured, validat
   a result per scalar, each a kernel of its own at every step, which the
   packing outside it does not fold.
   """
-  def finish(controller, signals):
-    # A non-finite update after a finite loss: the base state it came with is
-    # not trusted; the base optimizer goes on from the snapshot's.
-    loss_ok = jnp.isfinite(measured.value) & jnp.isfinite(measured.score)
-    resume = controller.restored | (signals.skip & loss_ok)
-    controller = controller._replace(resume_from_snapshot=resume,
-                                     snapshot_norm=measured.snapshot_norm)
-    return store(controller, snapshot_params=None, snapshot_base_state=None, base_state=None)
-
   def quiet(state, measured):
     controller = state.controller
     signals = observe(cfg, controller, measured, validating)
-    return finish(transition(cfg, controller, signals, CONTINUE), signals)
+    return finish(measured, transition(cfg, controller, signals, CONTINUE), signals)
 
   def eventful(state, measured):
     controller = state.controller
     signals = score_ended_probe(cfg, controller, observe(cfg, controller, measured, validating))
-    return finish(transition(cfg, controller, signals), signals)
+    return finish(measured, transition(cfg, controller, signals), signals)
 
   return jax.lax.cond(signals.something_ends, eventful, quiet, state, measured)
 
@@ -999,6 +1050,35 @@ def drift_bounded(cfg: AutoLRSConfig, base_optimizer, params, base_state) -> jax
   if cfg.budgeted and cfg.budget.drift_bound == "gradient-scaled":
     return _common.steps_scale_with_gradient(base_optimizer, params, base_state)
   return True
+
+
+def quiet_update(cfg: AutoLRSConfig, base_optimizer, updates, state: AutoLRSState, params,
+                 value, validation_value, extra_args):
+  """``update(..., quiet=True)``: a call :func:`known_quiet_calls` counted.
+
+  No snapshot, no scoring, no transition but :func:`quiet_transition`: the
+  step compiles no conditional and no loop. Otherwise as the one-program
+  update: the loss checked, the base update from the live base state, the
+  LR applied, a non-finite update not applied.
+  """
+  controller = state.controller
+  value, score, validating = _losses(cfg, controller, value, validation_value)
+  loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
+  grads = _common.zeros_unless(loss_ok, updates)
+  base_updates, base_state = base_optimizer.update(grads, state.live_base_state, params,
+                                                   **extra_args)
+  lr = controller.learning_rate
+  step_finite, step_length = _common.finite_and_length(base_updates, lr)
+  measured = Measured(value, score, step_finite, step_length, controller.snapshot_norm,
+                      jnp.zeros([], bool))
+  signals = observe(cfg, controller, measured, validating)
+  next_state = finish(measured, quiet_transition(cfg, controller, signals), signals)
+  new_updates = act(restores=next_state.restored, skip=signals.skip,
+                    base_updates=base_updates, learning_rate=lr, params=params,
+                    snapshot_params=state.snapshot_params)
+  return new_updates, next_state._replace(snapshot_params=state.snapshot_params,
+                                          snapshot_base_state=state.snapshot_base_state,
+                                          base_state=base_state)
 
 
 def _check_params(params, state: AutoLRSState) -> None:
@@ -1158,9 +1238,11 @@ def autolrs(
 
   Returns:
     A :class:`optax.GradientTransformationExtraArgs`. Its ``update`` takes
-    ``(updates, state, params, *, value, validation_value=None,
+    ``(updates, state, params, *, value, validation_value=None, quiet=False,
     **extra_args)``; extra arguments are forwarded to ``base_optimizer`` if
-    it takes them.
+    it takes them. ``quiet=True`` (a Python bool) compiles a step with no
+    conditional and no loop, making the same decisions on the calls that
+    :func:`autolrs_jax.quiet_calls` counts (warm-up, exploitation, anneal).
 
   Examples:
     >>> import jax, jax.numpy as jnp, optax
@@ -1227,8 +1309,11 @@ def autolrs(
                            snapshot_base_state=copy(base_state), base_state=base_state)
 
   def update_fn(updates, state, params=None, *, value=None, validation_value=None,
-                **extra_args):
+                quiet=False, **extra_args):
     _check_params(params, state)
+    if _common.check_quiet(quiet, "autolrs"):
+      return quiet_update(cfg, base_optimizer, updates, state, params, value, validation_value,
+                          extra_args)
     controller = state.controller
     value, score, validating = _losses(cfg, controller, value, validation_value)
     stage_starts, snapshot_params, snapshot_base_state, snapshot_norm = take_snapshot(

@@ -41,6 +41,14 @@ def rarely(event: jax.Array, compute: Callable[[], T], otherwise: T) -> T:
   return jax.lax.cond(event, compute, lambda: otherwise)
 
 
+def check_quiet(quiet, name: str) -> bool:
+  """``quiet``, which picks the step that is compiled: a Python bool."""
+  if not isinstance(quiet, bool):
+    raise TypeError(f"{name}: quiet must be a Python bool (it selects the compiled step, so "
+                    f"it cannot be traced), got {type(quiet).__name__}.")
+  return quiet
+
+
 def scale_updates(updates: optax.Updates, learning_rate: jax.Array) -> optax.Updates:
   """``learning_rate * updates``, each leaf keeping its dtype."""
   return jax.tree.map(lambda u: (learning_rate * u).astype(u.dtype), updates)

@@ -78,12 +78,15 @@ class Controller(NamedTuple):
   # bool: the last update was non-finite after a finite loss, so the base
   # optimizer starts again from its initial state at the next update.
   reset_base_state: jax.Array
+  # int32: how many of the following calls are known not to fill the window,
+  # so that they may run as ``update(..., quiet=True)`` (see quiet_calls_left).
+  quiet_calls: jax.Array
 
 
 @_common.packs_scalars(
     counters=(jnp.int32, ("count", "phase", "block_size", "block_step", "window_step",
                           "windows", "outcome", "decay_streak", "bad_windows",
-                          "num_decreases", "num_cuts")),
+                          "num_decreases", "num_cuts", "quiet_calls")),
     reals=(jnp.float32, ("statistic", "p_value", "drop", "best_drop", "smoothed_loss",
                          "best_smoothed_loss")))
 class ExpTestState(NamedTuple):
@@ -96,7 +99,7 @@ class ExpTestState(NamedTuple):
   """
 
   # The controller's scalars, one array per group named above.
-  counters: jax.Array  # int32[11]
+  counters: jax.Array  # int32[12]
   reals: jax.Array  # float32[6]
   # float32: LR the next update applies, a field of its own, so that
   # ``optax.tree.get(opt_state, "learning_rate")`` finds it.
@@ -158,6 +161,7 @@ def init_controller(cfg: ExpTestConfig) -> Controller:
       num_decreases=i32(0),
       num_cuts=i32(0),
       reset_base_state=jnp.zeros([], bool),
+      quiet_calls=i32(cfg.window - 1),
   )
 
 
@@ -306,6 +310,35 @@ def smooth_loss(cfg: ExpTestConfig, state: Controller, value):
   return smoothed, started & (smoothed > bound)
 
 
+def quiet_calls_left(cfg: ExpTestConfig, state: Controller) -> jax.Array:
+  """How many calls from ``state``'s on are known not to fill the window: all
+  before the one that completes its last point. A divergence restarts the
+  window, which only delays its end."""
+  calls_to_fill = ((cfg.window - state.window_step - 1) * state.block_size
+                   + state.block_size - state.block_step)
+  return jnp.maximum(calls_to_fill - 1, 0).astype(jnp.int32)
+
+
+def finish(cfg: ExpTestConfig, controller: Controller, diverged, loss_bad) -> ExpTestState:
+  """The packed state after a call (its base state ``None``): the count, and
+  whether the base optimizer starts again."""
+  controller = controller._replace(count=optax.safe_increment(controller.count),
+                                   reset_base_state=diverged & ~loss_bad)
+  controller = controller._replace(quiet_calls=quiet_calls_left(cfg, controller))
+  return _common.pack(ExpTestState, controller, base_state=None)
+
+
+def quiet_advance(cfg: ExpTestConfig, state: ExpTestState, value, smoothed, diverged,
+                  loss_bad) -> ExpTestState:
+  """:func:`advance` of a call known not to fill the window: :func:`diverge`
+  or :func:`record`, both computed and selected (a few scalars), no control
+  flow."""
+  controller = state.controller
+  cut, kept = (transition(cfg, controller, value, smoothed) for transition in (diverge, record))
+  controller = jax.tree.map(lambda a, b: jnp.where(diverged, a, b), cut, kept)
+  return finish(cfg, controller, diverged, loss_bad)
+
+
 def advance(cfg: ExpTestConfig, state: ExpTestState, value, smoothed, diverged,
             loss_bad) -> ExpTestState:
   """The state after this step, without its base state: :func:`diverge`,
@@ -318,10 +351,7 @@ def advance(cfg: ExpTestConfig, state: ExpTestState, value, smoothed, diverged,
   """
   def branch(transition):
     def run(state, value, smoothed):
-      controller = transition(cfg, state.controller, value, smoothed)
-      controller = controller._replace(count=optax.safe_increment(controller.count),
-                                       reset_base_state=diverged & ~loss_bad)
-      return _common.pack(ExpTestState, controller, base_state=None)
+      return finish(cfg, transition(cfg, state.controller, value, smoothed), diverged, loss_bad)
     return run
 
   index = jnp.where(diverged, 0, jnp.where(fills_window(cfg, state.controller), 1, 2))
@@ -447,8 +477,11 @@ def exptest(
 
   Returns:
     A :class:`optax.GradientTransformationExtraArgs`. Its ``update`` takes
-    ``(updates, state, params, *, value, **extra_args)``; extra arguments are
-    forwarded to ``base_optimizer`` if it takes them. Read the state with
+    ``(updates, state, params, *, value, quiet=False, **extra_args)``; extra
+    arguments are forwarded to ``base_optimizer`` if it takes them.
+    ``quiet=True`` (a Python bool) compiles a step with no conditional, for
+    the calls :func:`autolrs_jax.quiet_calls` counts (all but the one that
+    fills a window). Read the state with
     :func:`autolrs_jax.describe`, or ``autolrs_jax.find_state(tree,
     kind=None)`` (also under ``jit``).
 
@@ -493,7 +526,8 @@ def exptest(
         ExpTestState, init_controller(cfg), base_state=None))
     return packed._replace(base_state=base_optimizer.init(params))
 
-  def update_fn(updates, state, params=None, *, value=None, **extra_args):
+  def update_fn(updates, state, params=None, *, value=None, quiet=False, **extra_args):
+    quiet = _common.check_quiet(quiet, "exptest")
     value = _common.check_loss(value, "value", "exptest")
     if cfg.axis_name is not None:
       value = jax.lax.pmean(value, cfg.axis_name)
@@ -510,8 +544,8 @@ def exptest(
     # A diverged step is skipped: zero update.
     scaled = _common.scale_updates(base_updates, state.learning_rate)
     new_updates = _common.zeros_unless(~diverged, scaled)
-    next_state = advance(cfg, state._replace(base_state=None), value, smoothed, diverged,
-                         loss_bad)
+    next_state = (quiet_advance if quiet else advance)(
+        cfg, state._replace(base_state=None), value, smoothed, diverged, loss_bad)
     return new_updates, next_state._replace(base_state=base_state)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import jax
+import numpy as np
 
 from autolrs_jax import _autolrs
 from autolrs_jax import _exptest
@@ -54,6 +55,36 @@ def find_state(tree: Any, kind: Any = _autolrs.AutoLRSState) -> Any:
     names = " or ".join(k.__name__ for k in kinds)
     raise ValueError(f"expected one {names} in the tree, found {len(found)}.")
   return _as_pure(found[0])
+
+
+def quiet_calls(tree: Any) -> int:
+  """How many of the following update calls are known to end nothing.
+
+  Those calls may run as ``update(..., quiet=True)``: a step compiled with no
+  conditional and no loop, the controller's LR applied and its counters
+  advanced (AutoLRS: the warm-up, an exploitation before its last call, the
+  whole anneal; ExpTest: the calls before the one that fills a window). Read
+  it on the host (a sync) after each call run without ``quiet``, then run
+  that many quiet calls::
+
+    quiet_left = autolrs_jax.quiet_calls(opt_state)
+    for batch in batches:
+      if quiet_left:
+        params, opt_state = quiet_step(params, opt_state, batch)  # quiet=True
+        quiet_left -= 1
+      else:
+        params, opt_state = step(params, opt_state, batch)
+        quiet_left = autolrs_jax.quiet_calls(opt_state)
+
+  Works for any known controller (``find_state(tree, kind=None)``).
+  """
+  state = find_state(tree, kind=None)
+  # The packed array to the host, then its entry: indexing on the device
+  # would dispatch (and first compile) an op at every read.
+  field, index = next((field, names.index("quiet_calls"))
+                      for field, (_, names) in type(state).packed_scalars.items()
+                      if "quiet_calls" in names)
+  return int(np.asarray(getattr(state, field))[..., index])
 
 
 def describe(tree: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ import os
 import pathlib
 import re
 import tempfile
+import time
 
 import jax
 import jax.numpy as jnp
@@ -68,17 +69,103 @@ def nbytes(tree) -> int:
   return sum(x.nbytes for x in jax.tree.leaves(tree))
 
 
-def donated_step(tx, params, pass_value: bool) -> tuple:
+def donated_step(tx, params, pass_value: bool, quiet: bool = False) -> tuple:
   """``(step, params, opt_state)``: the one training step on a fixed synthetic
-  batch, donating its params and optimizer state as a production loop does."""
+  batch, donating its params and optimizer state as a production loop does
+  (``quiet``: the controller's quiet step)."""
   x = np.asarray(jax.random.normal(jax.random.key(1), (BATCH, 256)))
   y = np.asarray(jax.random.randint(jax.random.key(2), (BATCH,), 0, 10))
   data = Splits(x, y, x, y, x, y)
   params = jax.tree.map(jnp.copy, params)  # Donated: each step gets its own.
   opt_state = tx.init(params)
   step = training.make_step(mlp_loss, tx, data, BATCH, pass_value=pass_value,
-                            opt_state=opt_state, donate=True, validate=False)
+                            opt_state=opt_state, donate=True, validate=False, quiet=quiet)
   return step, params, opt_state
+
+
+def first_call_s(step, params, opt_state) -> float:
+  """Seconds of ``step``'s first call (its compilation), on copies of its
+  arguments (it donates them)."""
+  copies = jax.tree.map(jnp.copy, (params, opt_state))
+  start = time.perf_counter()
+  jax.block_until_ready(step(*copies, jax.random.key(0)))
+  return time.perf_counter() - start
+
+
+def loop(steps: dict, params, opt_state, fast: bool, calls: int):
+  """One call of a training loop per call of the returned function, up to
+  ``calls``: the one-program ``steps[False]``, or with ``fast`` the loop of
+  ``autolrs_jax.quiet_calls`` (``steps[True]`` for the calls it counts, read
+  after every other call)."""
+  # Split ahead: iterating a key array splits it all at the first key.
+  keys = iter(list(jax.random.split(jax.random.key(1), calls)))
+  carry = {"params": params, "state": opt_state, "quiet_left": 0}
+
+  def call():
+    quiet = fast and carry["quiet_left"] > 0
+    carry["params"], carry["state"], _ = steps[quiet](carry["params"], carry["state"],
+                                                     next(keys))
+    if quiet:
+      carry["quiet_left"] -= 1
+    elif fast:
+      carry["quiet_left"] = autolrs_jax.quiet_calls(carry["state"])
+    return carry["params"]
+  return call
+
+
+# Whole runs (issue 28): update calls per run, the budget mode's total_steps.
+WHOLE_RUN_CALLS = {"1e4": 2000, "1e6": 1000, "1e7": 200, "1e8": 500}
+WHOLE_RUN_MODES = {
+    "budget": lambda base, calls: autolrs_jax.autolrs(base, min_lr=1e-3, max_lr=1.0,
+                                                      total_steps=calls),
+    "exptest": lambda base, calls: autolrs_jax.exptest(base),
+}
+
+
+def whole_runs(quick: bool) -> list[dict]:
+  """Whole runs of the quiet-calls loop against the bare optimizer.
+
+  For each model and base optimizer: a budget mode's run of its whole
+  ``total_steps`` (its probes and events included) and as many ExpTest calls,
+  each through the loop of ``autolrs_jax.quiet_calls``; beside it the bare
+  optimizer and the bare optimizer in ``optax.apply_if_finite`` (the same
+  guarantee that a non-finite update is never applied), the three timed in
+  turns of ten calls in one process (:func:`training.time_loops`). Also each
+  step's first call: the bare, the one-program and the quiet step.
+  """
+  rows = []
+  on_cpu = jax.devices()[0].platform == "cpu"
+  for name, width in (WIDTHS if on_cpu else ACCELERATOR_WIDTHS).items():
+    params = mlp_params(width, jax.random.key(0))
+    n = sum(p.size for p in jax.tree.leaves(params))
+    calls = max(WHOLE_RUN_CALLS[name] // (5 if quick else 1), 100)
+    for base_name, base in BASES.items():
+      for mode, control in WHOLE_RUN_MODES.items():
+        bare = donated_step(base(0.01), params, pass_value=False)
+        guarded = donated_step(optax.apply_if_finite(base(0.01), 10), params, pass_value=False)
+        tx = control(base(1.0), calls)
+        full = donated_step(tx, params, pass_value=True)
+        quiet = donated_step(tx, params, pass_value=True, quiet=True)
+        first = {"bare": first_call_s(*bare), "if_finite": first_call_s(*guarded),
+                 "one_program": first_call_s(*full), "quiet": first_call_s(*quiet)}
+        autolrs_jax.quiet_calls(full[2])  # Its first read, as the steps' first calls, untimed.
+        timing = training.time_loops({
+            "bare": loop({False: bare[0]}, *bare[1:], fast=False, calls=calls),
+            "if_finite": loop({False: guarded[0]}, *guarded[1:], fast=False, calls=calls),
+            "fast": loop({False: full[0], True: quiet[0]}, *full[1:], fast=True, calls=calls),
+        }, calls)
+        rows.append({
+            "model": name, "parameters": int(n), "base": base_name, "mode": mode,
+            "calls": calls, "timing": timing, "first_call_s": first,
+            "ratio_mean": timing["fast"]["total_s"] / timing["bare"]["total_s"],
+            "ratio_mean_if_finite": timing["fast"]["total_s"] / timing["if_finite"]["total_s"],
+            "quiet_compile_over_bare": first["quiet"] / first["bare"],
+            "added_compile_s": first["one_program"] - first["bare"],
+        })
+        print(f"{name} {base_name} {mode} whole run of {calls}: x{rows[-1]['ratio_mean']:.3f} "
+              f"bare, x{rows[-1]['ratio_mean_if_finite']:.3f} apply_if_finite; first call "
+              f"quiet {first['quiet']:.2f} s, bare {first['bare']:.2f} s", flush=True)
+  return rows
 
 
 def buffer_allocations(step, *args) -> dict[str, int]:
@@ -204,7 +291,7 @@ def measure(steps: int) -> dict:
 
 
 def main(out_dir: pathlib.Path, quick: bool, machine: str, name: str | None = None) -> None:
-  result = measure(100 if quick else 500) | {"machine": machine}
+  result = measure(100 if quick else 500) | {"whole_runs": whole_runs(quick), "machine": machine}
   if name is None:
     name = "overhead" if result["platform"] == "cpu" else f"overhead_{result['platform']}"
   out = out_dir / f"{name}.json"

@@ -269,6 +269,33 @@ def overhead_section(r):
   allocations = allocations_sentence(r)
   if allocations:
     lines += ["", allocations]
+  return lines + [""] + whole_runs_section(r)
+
+
+def whole_runs_section(r) -> list[str]:
+  """The whole runs through the quiet-calls loop (issue 28), if measured."""
+  if "whole_runs" not in r:
+    return []
+  lines = [
+      "Whole runs through the loop of `autolrs_jax.quiet_calls` (`overhead.whole_runs`): the "
+      "budget mode's whole `total_steps` (its probes and events included; ExpTest as many "
+      "calls), the calls it counts run by the step compiled with `update(..., quiet=True)`, "
+      "beside the bare base optimizer and the bare one in `optax.apply_if_finite`, the three "
+      "taking turns of ten calls in one process. Time of the whole run ÷ the bare optimizer's "
+      "and ÷ `apply_if_finite`'s; first calls (compilation) of the bare, one-program and quiet "
+      "steps:",
+      "",
+      "| parameters | base | controller | calls | quiet run ÷ bare | ÷ apply_if_finite | "
+      "first call: bare | one-program | quiet | quiet ÷ bare |",
+      "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  for row in r["whole_runs"]:
+    first = row["first_call_s"]
+    lines.append(
+        f"| {row['parameters']:,} | {row['base']} | {CONTROLLERS[row['mode']]} | "
+        f"{row['calls']} | {row['ratio_mean']:.3f}× | {row['ratio_mean_if_finite']:.3f}× | "
+        f"{first['bare']:.2f} s | {first['one_program']:.2f} s | {first['quiet']:.2f} s | "
+        f"{row['quiet_compile_over_bare']:.2f}× |")
   return lines + [""]
 
 

@@ -75,8 +75,8 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
   autolrs_inside = training.controller_in(opt_state)
   signal = data._replace(x_val=data.x_val[:task.val_signal_size],
                          y_val=data.y_val[:task.val_signal_size])
-  step = training.make_step(model_loss(graphdef, task.loss), tx, signal, task.batch_size,
-                            pass_value=method.passes_value, opt_state=opt_state)
+  step = training.make_loop_step(model_loss(graphdef, task.loss), tx, signal, task.batch_size,
+                                 pass_value=method.passes_value, opt_state=opt_state)
 
   @jax.jit
   def logits(p, s, x):

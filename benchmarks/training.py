@@ -55,7 +55,7 @@ def controller_in(opt_state, kind=autolrs_jax.AutoLRSState) -> bool:
 
 def make_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batch_size: int, *,
               pass_value: bool, val_size: int = 512, opt_state=None, donate: bool = False,
-              validate: bool = True):
+              validate: bool = True, quiet: bool = False):
   """Builds ``step(params, opt_state, key) -> (params, opt_state, Record)``, jitted.
 
   Args:
@@ -76,32 +76,65 @@ def make_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batch_siz
     validate: hand AutoLRS the validation loss it asks for (a forward pass on
       ``val_size`` examples at those steps); without it, it scores its probes
       with the training loss.
+    quiet: the controller's quiet step (``update(..., quiet=True)``), for the
+      calls ``autolrs_jax.quiet_calls`` counts; it asks for no validation loss.
   """
   x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
   x_val, y_val = jnp.asarray(data.x_val[:val_size]), jnp.asarray(data.y_val[:val_size])
   controlled = opt_state is not None and controller_in(opt_state, kind=None)
-  validates = validate and opt_state is not None and controller_in(opt_state)
+  autolrs_inside = opt_state is not None and controller_in(opt_state)
+  validates = validate and not quiet and autolrs_inside
 
   @functools.partial(jax.jit, donate_argnums=(0, 1) if donate else ())
   def step(params, opt_state, key):
     idx = jax.random.randint(key, (batch_size,), 0, x_train.shape[0])
     loss, grads = jax.value_and_grad(loss_fn)(params, x_train[idx], y_train[idx])
-    kwargs = {"value": loss} if pass_value else {}
+    kwargs = ({"value": loss} if pass_value else {}) | ({"quiet": True} if quiet else {})
     lr, phase, stage = jnp.float32(NAN), jnp.int32(-1), jnp.int32(-1)
     if controlled:
       c = autolrs_jax.find_state(opt_state, kind=None)
       lr, phase = c.learning_rate, c.phase
+    if autolrs_inside:
+      stage = autolrs_jax.find_state(opt_state).stage
     if validates:
-      c = autolrs_jax.find_state(opt_state)
-      stage = c.stage
       kwargs["validation_value"] = jax.lax.cond(
-          c.wants_validation, lambda: loss_fn(params, x_val, y_val), lambda: jnp.float32(NAN))
+          autolrs_jax.find_state(opt_state).wants_validation,
+          lambda: loss_fn(params, x_val, y_val), lambda: jnp.float32(NAN))
     updates, opt_state = tx.update(grads, opt_state, params, **kwargs)
-    restored = autolrs_jax.find_state(opt_state).restored if validates else jnp.bool_(False)
+    restored = (autolrs_jax.find_state(opt_state).restored if autolrs_inside
+                else jnp.bool_(False))
     record = Record(loss, lr, phase, stage, restored)
     return optax.apply_updates(params, updates), opt_state, record
 
   return step
+
+
+def make_loop_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batch_size: int,
+                   *, opt_state, **kwargs):
+  """The step of a training loop: :func:`make_step`'s, or for a controller
+  the loop of ``autolrs_jax.quiet_calls``: each call it counts taken by the
+  step compiled with ``quiet=True``, the others by the one-program step,
+  after which the count is read on the host.
+
+  Returns ``step(params, opt_state, key) -> (params, opt_state, Record)``.
+  """
+  step = make_step(loss_fn, tx, data, batch_size, opt_state=opt_state, **kwargs)
+  if not controller_in(opt_state, kind=None):
+    return step
+  quiet_step = make_step(loss_fn, tx, data, batch_size, opt_state=opt_state, quiet=True,
+                         **kwargs)
+  quiet_left = 0
+
+  def loop_step(params, opt_state, key):
+    nonlocal quiet_left
+    if quiet_left:
+      quiet_left -= 1
+      return quiet_step(params, opt_state, key)
+    params, opt_state, record = step(params, opt_state, key)
+    quiet_left = autolrs_jax.quiet_calls(opt_state)
+    return params, opt_state, record
+
+  return loop_step
 
 
 def train(params, tx: optax.GradientTransformation, loss_fn: LossFn, data, *, steps: int,
@@ -127,8 +160,8 @@ def train(params, tx: optax.GradientTransformation, loss_fn: LossFn, data, *, st
   """
   opt_state = tx.init(params)
   controlled = controller_in(opt_state, kind=None)
-  step = make_step(loss_fn, tx, data, batch_size, val_size=val_size, opt_state=opt_state,
-                   pass_value=controlled if pass_value is None else pass_value)
+  step = make_loop_step(loss_fn, tx, data, batch_size, val_size=val_size, opt_state=opt_state,
+                        pass_value=controlled if pass_value is None else pass_value)
   keys = jax.random.split(jax.random.key(seed), steps)
   records = []
   bar = _progress_bar(steps) if progress else None
@@ -199,6 +232,26 @@ def time_side_by_side(calls: dict[str, Callable[[], Any]], repeats: int, warmup:
   stats = lambda t: {"median_ms": 1e3 * float(np.median(t)), "mean_ms": 1e3 * float(np.mean(t)),
                      "max_ms": 1e3 * float(np.max(t))}
   return {name: stats(times[name]) | {"first_call_s": first[name]} for name in calls}
+
+
+def time_loops(loops: dict[str, Callable[[], Any]], calls: int, block: int = 10) -> dict[str, dict]:
+  """Times whole loops side by side: each ``loops[name]()`` runs one call of
+  its loop and returns what to wait for. The loops take turns for ``block``
+  calls each, a block waited for once at its end (a loop's own host reads
+  still wait where they are), so that an accelerator may queue a block's
+  calls as a training loop lets it.
+
+  Returns name -> ``total_s`` over the ``calls`` calls and ``mean_ms``.
+  """
+  totals = {name: 0.0 for name in loops}
+  for begin in range(0, calls, block):
+    for name, loop in loops.items():
+      start = time.perf_counter()
+      for _ in range(min(block, calls - begin)):
+        out = loop()
+      jax.block_until_ready(out)
+      totals[name] += time.perf_counter() - start
+  return {name: {"total_s": t, "mean_ms": 1e3 * t / calls} for name, t in totals.items()}
 
 
 def time_steps(steps_to_time: dict[str, tuple], steps: int, warmup: int = 20,
