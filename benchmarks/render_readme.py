@@ -363,7 +363,21 @@ def overhead_summary(r, step_time) -> list[str]:
     lines[-1] += " " + allocations
   if step_time is not None:
     lines[-1] += " " + step_time_sentence(step_time)
+  if "whole_runs" in r:
+    lines += ["", whole_runs_sentence(r["whole_runs"])]
   return lines
+
+
+def whole_runs_sentence(rows) -> str:
+  """The budget mode's whole runs through the quiet-calls loop, per model size."""
+  cells = []
+  for n in sorted({x["parameters"] for x in rows}):
+    runs = [x for x in rows if x["parameters"] == n and x["mode"] == "budget"]
+    cells.append(f"{n:,} parameters " + ", ".join(
+        f"{x['base']} {x['ratio_mean']:.2f}× ({x['ratio_mean_if_finite']:.2f}×)" for x in runs))
+  return ("Whole budget-mode runs through the loop of `autolrs_jax.quiet_calls` (its probes "
+          "included), time ÷ the bare optimizer's (÷ the bare one in `optax.apply_if_finite`): "
+          + "; ".join(cells) + ".")
 
 
 def probes_section(r):
