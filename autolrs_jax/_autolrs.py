@@ -193,6 +193,9 @@ class AutoLRSConfig(NamedTuple):
   seed: int
   stages: _stages.StageSchedule
   budget: _stages.BudgetPlan | None = None  # None: the paper's schedule, without end.
+  # The paper's mode's bound per probe call (a budget's is its plan's); None:
+  # max_probe_drift for a whole probe.
+  drift_per_call: float | None = None
 
   @property
   def budgeted(self) -> bool:
@@ -411,8 +414,8 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   path = jnp.where(state.phase_step == 0, 0.0, state.probe_path) + step_length
   step_ok = step_finite
   if cfg.max_probe_drift is not None:
-    bound = (_budget.drift_limit(cfg.budget, cfg.max_probe_drift, tau_probe) if cfg.budgeted
-             else cfg.max_probe_drift)
+    per_call = cfg.budget.drift_per_call if cfg.budgeted else cfg.drift_per_call
+    bound = _budget.drift_limit(per_call, cfg.max_probe_drift, tau_probe)
     step_ok &= ~in_probe | ~state.drift_bounded | (path <= bound * snapshot_norm)
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   diverged_now = ~loss_ok | ~step_ok
@@ -1109,6 +1112,7 @@ def autolrs(
     validation_points: int = 16,
     validation_from_stage: int | None = None,
     max_probe_drift: float | None = 2.0,
+    drift_per_call: float | None = _stages.DRIFT_PER_CALL,
     axis_name: str | None = None,
     seed: int = 0,
 ) -> optax.GradientTransformationExtraArgs:
@@ -1225,6 +1229,10 @@ def autolrs(
       plan's ``drift_per_call`` (the default) replaces the value by a bound
       that grows with the probe's length, and its ``drift_bound`` says whose
       probes it ends; None switches the bound off in both modes.
+    drift_per_call: the paper's mode: a probe's path may reach this many
+      snapshot norms per call (its bound grows as its stage's probes double);
+      None: ``max_probe_drift`` for a whole probe, whatever its length. A
+      budget's is its plan's (``BudgetPlan.drift_per_call``).
     axis_name: set under ``jax.pmap``/``shard_map``: ``value`` (and
       ``validation_value``) are averaged over this axis, so every replica takes
       the same decisions. Gradients are the caller's business, as for any
@@ -1275,26 +1283,17 @@ def autolrs(
                            validation_from_stage)
   else:
     paper_args = dict(tau=tau, tau_probe=tau_probe, num_trials=num_trials, tau_max=tau_max)
-    for name, value in paper_args.items():
-      _common.check(value is None, name, "None with total_steps (the budget plans stages)",
-                    value)
-    budget = _stages.BudgetPlan() if budget is None else budget
-    _stages.check_plan(budget)
-    if budget.first_search == "ladder":  # The range counts the ladder's rungs.
-      why = "with total_steps, the range fixes the ladder's rungs"
-      min_lr = _common.static_number(min_lr, "min_lr", numbers.Real, why)
-      max_lr = _common.static_number(max_lr, "max_lr", numbers.Real, why)
-    _common.check(total_steps > warmup_steps, "total_steps", f"> warmup_steps = {warmup_steps}",
-                  total_steps)
-    stages = _stages.budget_schedule(total_steps, budget, warmup_steps, validation_points,
-                                     validation_from_stage)
+    stages, budget, min_lr, max_lr = _budget_stages(
+        total_steps, budget, paper_args, min_lr, max_lr, warmup_steps, validation_points,
+        validation_from_stage)
   _validate(min_lr, max_lr, warmup_steps, warmup_lr, acquisition, kappa, grid_size,
-            stages.max_trials, validation_points, validation_from_stage, max_probe_drift)
+            stages.max_trials, validation_points, validation_from_stage, max_probe_drift,
+            drift_per_call)
   cfg = AutoLRSConfig(
       min_lr=min_lr, max_lr=max_lr, warmup_steps=warmup_steps,
       warmup_lr=max_lr if warmup_lr is None else warmup_lr, acquisition=acquisition,
-      kappa=kappa, grid_size=grid_size, max_probe_drift=max_probe_drift,
-      axis_name=axis_name, seed=seed, stages=stages, budget=budget)
+      kappa=kappa, grid_size=grid_size, max_probe_drift=max_probe_drift, axis_name=axis_name,
+      seed=seed, stages=stages, budget=budget, drift_per_call=drift_per_call)
   base_optimizer = optax.with_extra_args_support(base_optimizer)
 
   def init_fn(params):
@@ -1346,6 +1345,25 @@ def autolrs(
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
+def _budget_stages(total_steps, budget, paper_args, min_lr, max_lr, warmup_steps,
+                   validation_points, validation_from_stage):
+  """``(stages, plan, min_lr, max_lr)`` of a budget, checked: the paper's
+  schedule arguments left out, the plan valid, the ladder's range static."""
+  for name, value in paper_args.items():
+    _common.check(value is None, name, "None with total_steps (the budget plans stages)", value)
+  budget = _stages.BudgetPlan() if budget is None else budget
+  _stages.check_plan(budget)
+  if budget.first_search == "ladder":  # The range counts the ladder's rungs.
+    why = "with total_steps, the range fixes the ladder's rungs"
+    min_lr = _common.static_number(min_lr, "min_lr", numbers.Real, why)
+    max_lr = _common.static_number(max_lr, "max_lr", numbers.Real, why)
+  _common.check(total_steps > warmup_steps, "total_steps", f"> warmup_steps = {warmup_steps}",
+                total_steps)
+  stages = _stages.budget_schedule(total_steps, budget, warmup_steps, validation_points,
+                                   validation_from_stage)
+  return stages, budget, min_lr, max_lr
+
+
 def _paper_stages(tau, tau_probe, num_trials, tau_max, validation_points,
                   validation_from_stage) -> _stages.StageSchedule:
   """The paper's doubling stages, their defaults filled in and checked."""
@@ -1368,7 +1386,8 @@ def _validate_paper_stages(tau, tau_probe, num_trials, tau_max):
 
 
 def _validate(min_lr, max_lr, warmup_steps, warmup_lr, acquisition, kappa, grid_size,
-              max_trials, validation_points, validation_from_stage, max_probe_drift):
+              max_trials, validation_points, validation_from_stage, max_probe_drift,
+              drift_per_call):
   """Raises ValueError naming the first bad hyper-parameter of any schedule."""
   check = _common.check
   check(min_lr > 0, "min_lr", "> 0", min_lr)
@@ -1385,6 +1404,8 @@ def _validate(min_lr, max_lr, warmup_steps, warmup_lr, acquisition, kappa, grid_
         "validation_from_stage", ">= 0", validation_from_stage)
   check(max_probe_drift is None or max_probe_drift > 0, "max_probe_drift", "None or > 0",
         max_probe_drift)
+  check(drift_per_call is None or drift_per_call > 0, "drift_per_call", "None or > 0",
+        drift_per_call)
 
 
 def describe_state(s: AutoLRSState) -> dict[str, Any]:

@@ -129,13 +129,13 @@ def probe_factor(plan: _stages.BudgetPlan, tau_probe, phase_step) -> jax.Array:
   return jnp.clip(factor, 0.0, 1.0)
 
 
-def drift_limit(plan: _stages.BudgetPlan, max_probe_drift: float, tau_probe) -> jax.Array:
+def drift_limit(drift_per_call: float | None, max_probe_drift: float, tau_probe) -> jax.Array:
   """How far, in snapshot norms, a probe's path may go: ``max_probe_drift``,
   or ``drift_per_call`` times the probe's calls (a bound on its mean step,
-  whatever the budget's probe length)."""
-  if plan.drift_per_call is None:
+  whatever the probe's length)."""
+  if drift_per_call is None:
     return jnp.asarray(max_probe_drift, jnp.float32)
-  return plan.drift_per_call * jnp.asarray(tau_probe, jnp.float32)
+  return drift_per_call * jnp.asarray(tau_probe, jnp.float32)
 
 
 # --- The ladder --------------------------------------------------------------

@@ -76,7 +76,10 @@ def quiet_calls(tree: Any) -> int:
         params, opt_state = step(params, opt_state, batch)
         quiet_left = autolrs_jax.quiet_calls(opt_state)
 
-  Works for any known controller (``find_state(tree, kind=None)``).
+  Only the calls it counts may run quiet: a quiet call cannot start an
+  event, so one run where an event falls (a probe's end, a window's) misses
+  it, and the controller does not recover. Works for any known controller
+  (``find_state(tree, kind=None)``).
   """
   state = find_state(tree, kind=None)
   # The packed array to the host, then its entry: indexing on the device

@@ -1,5 +1,7 @@
 """The AutoLRS state machine: schedule, restores, compilation, composition."""
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,8 +56,10 @@ def make_run(tx, num_steps, params=None, loss_fn=quadratic_loss):
 
 
 def small_tx(**kw):
+  # The bound for a whole probe: these tests pin the paper's stages, and
+  # probes of a few calls pass a bound per call at their first steps.
   kw = dict(min_lr=1e-3, max_lr=1e-2, tau=TAU, tau_probe=TAU_PROBE, num_trials=K,
-            tau_max=TAU_MAX, kappa=2.0) | kw
+            tau_max=TAU_MAX, kappa=2.0, drift_per_call=None) | kw
   return autolrs(optax.sgd(1.0, momentum=0.9), **kw)
 
 
@@ -254,6 +258,30 @@ def test_a_probe_ends_when_its_path_would_exceed_the_drift_limit():
   assert ended == [(0, False), (0, False), (1, True)]
   assert bool(autolrs_jax.find_state(state).trial_diverged[0])
   np.testing.assert_array_equal(params["w"], [2.0, 0.0, 0.0, 0.0])
+
+
+def test_the_paper_mode_s_drift_bound_is_per_probe_call_by_default():
+  # Per call, 1 / TAU_PROBE of the whole probe's bound of 1: the same probe
+  # (a path of 1, 1.1, 2.01 against a snapshot norm of 2) ends at the same
+  # (third) step; twice as tight (a path of 1 allowed), at its second.
+  params = {"w": jnp.array([2.0, 0.0, 0.0, 0.0])}
+
+  def ends(tx):
+    state = tx.init(params)
+    lr = float(autolrs_jax.find_state(state).learning_rate)
+    update = jax.jit(lambda g, s, p: tx.update(g, s, p, value=jnp.float32(1.0)))
+    p = params
+    for i in range(3):
+      updates, state = update({"w": jnp.array([(-1.0) ** i / lr, 0.0, 0.0, 0.0])}, state, p)
+      p = optax.apply_updates(p, updates)
+      if bool(autolrs_jax.find_state(state).restored):
+        return i
+    return None
+
+  assert inspect.signature(autolrs).parameters["drift_per_call"].default == 0.027
+  assert ends(small_tx(max_probe_drift=1.0)) == 2
+  assert ends(small_tx(drift_per_call=1.0 / TAU_PROBE)) == 2
+  assert ends(small_tx(drift_per_call=0.5 / TAU_PROBE)) == 1
 
 
 def test_noisy_quadratic_lrs_are_within_stable_range():

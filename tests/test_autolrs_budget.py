@@ -373,8 +373,9 @@ def test_the_drift_bound_per_call_grows_with_the_probe_s_length():
   fixed = autolrs_jax.BudgetPlan(drift_per_call=None)
   per_call = autolrs_jax.BudgetPlan(drift_per_call=0.05)
   for calls in (12, 24, 48):
-    assert float(_budget.drift_limit(fixed, 2.0, calls)) == 2.0
-    assert float(_budget.drift_limit(per_call, 2.0, calls)) == pytest.approx(0.05 * calls)
+    assert float(_budget.drift_limit(fixed.drift_per_call, 2.0, calls)) == 2.0
+    assert float(_budget.drift_limit(per_call.drift_per_call, 2.0, calls)) == pytest.approx(
+        0.05 * calls)
   # In a run: bounded per call as the fixed bound is over its probes' length,
   # the ladder's probes diverge alike; bounded tighter, more of them do.
   tx = lambda plan: autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,

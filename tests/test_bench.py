@@ -188,9 +188,12 @@ def test_the_readme_s_measurement_commands_run(tmp_path):
   bench = lambda *args: subprocess.run([sys.executable, "-m", "benchmarks", *args],
                                        check=True, cwd=ROOT, timeout=900, env=env)
   bench("overhead", "--quick", "--out", str(tmp_path))
-  rows = json.loads((tmp_path / "overhead.json").read_text())["rows"]
-  assert {(r["base"], r["mode"]) for r in rows} == {
+  result = json.loads((tmp_path / "overhead.json").read_text())
+  assert {(r["base"], r["mode"]) for r in result["rows"]} == {
       (b, m) for b in overhead.BASES for m in overhead.MODES}
+  assert {(r["base"], r["mode"]) for r in result["whole_runs"]} == {
+      (b, m) for b in overhead.BASES for m in overhead.WHOLE_RUN_MODES}
+  assert all(r["timing"]["fast"]["total_s"] > 0 for r in result["whole_runs"])
   bench("step-time", "--steps", "40", "--out", str(tmp_path / "step_time.json"))
   step_time = json.loads((tmp_path / "step_time.json").read_text())
   assert step_time["autolrs"]["first_call_s"] > 0 < step_time["ratio_median"]
