@@ -434,7 +434,11 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
     exploit_blows_up |= graced & _budget.lost_progress(
         cfg.budget.exploit_guard, stage_loss, exploit_best, exploit_loss)
   exploit_done = in_exploit & exploitation_done(cfg, state, tau)
-  if not cfg.budgeted:
+  if cfg.budgeted:
+    # A budget's stage ends at its planned call, blown up or not: retried
+    # there, its exploitation would run past the stage's end and never end.
+    exploit_blows_up &= ~exploit_done
+  else:
     # The first stage's exploitation, from the initial parameters, that ends
     # no lower than it started learned nothing (a model collapsed to chance
     # stays at its starting loss): it is retried lower, as a blown-up one,

@@ -240,6 +240,20 @@ def test_the_guard_rolls_back_an_exploitation_that_gives_back_half_its_gain(
   assert bool(sig.exploit_blows_up) == blows_up
 
 
+def test_a_budget_s_exploitation_that_blows_up_at_its_last_call_ends_its_stage():
+  plan = autolrs_jax.BudgetPlan()
+  cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
+  last = int(cfg.stages.stage_end(jnp.int32(0))) - 1
+  events = []
+  for count in (last - 1, last):
+    s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(50),
+                   count=jnp.int32(count), stage_loss=jnp.float32(1.0),
+                   exploit_loss=jnp.float32(1.0), exploit_best=jnp.float32(1.0))
+    events.append(int(A.choose_event(cfg, s, A.observe(cfg, s, measured(40.0), False))))
+  # One call before: retried from the snapshot; at the last: the anneal starts.
+  assert events == [A.RETRY_EXPLOIT, A.START_ANNEAL]
+
+
 def test_the_exploitation_s_best_restarts_with_it():
   cfg = config()
   s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(0),
