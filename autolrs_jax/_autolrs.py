@@ -1059,32 +1059,49 @@ def drift_bounded(cfg: AutoLRSConfig, base_optimizer, params, base_state) -> jax
   return True
 
 
-def quiet_update(cfg: AutoLRSConfig, base_optimizer, updates, state: AutoLRSState, params,
-                 value, validation_value, extra_args):
-  """``update(..., quiet=True)``: a call :func:`known_quiet_calls` counted.
+def update_step(cfg: AutoLRSConfig, base_optimizer, updates, state: AutoLRSState, params,
+                value, validation_value, extra_args, quiet: bool):
+  """One update call: measure, observe, decide (:func:`advance`), act.
 
-  No snapshot, no scoring, no transition but :func:`quiet_transition`: the
-  step compiles no conditional and no loop. Otherwise as the one-program
-  update: the loss checked, the base update from the live base state, the
-  LR applied, a non-finite update not applied.
+  ``quiet``: a call :func:`known_quiet_calls` counted, which starts no stage
+  (no snapshot) and decides by :func:`quiet_transition`: the step compiles no
+  conditional and no loop.
   """
   controller = state.controller
   value, score, validating = _losses(cfg, controller, value, validation_value)
+  if quiet:
+    stage_starts, snapshot_params, snapshot_base_state, snapshot_norm = (
+        jnp.zeros([], bool), state.snapshot_params, state.snapshot_base_state,
+        controller.snapshot_norm)
+  else:
+    stage_starts, snapshot_params, snapshot_base_state, snapshot_norm = take_snapshot(
+        state, params)
+  # A step whose loss is NaN/Inf is not applied; its gradient is not fed to
+  # the base optimizer either (a zero gradient is), so its state stays usable.
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   grads = _common.zeros_unless(loss_ok, updates)
-  base_updates, base_state = base_optimizer.update(grads, state.live_base_state, params,
-                                                   **extra_args)
+  # The live base state, reading the new snapshot: it equals the old one
+  # unless the stage starts here, when it is a copy of the live state.
+  live = optax.tree.where(state.resume_from_snapshot, snapshot_base_state, state.base_state)
+  # The base optimizer's new state is stored as it comes, never selected, so
+  # that XLA updates it in place and derives the update from it in the same
+  # pass as apply_updates (as for the bare optimizer); a restore or an
+  # unusable state is undone at the next update's input (resume_from_snapshot).
+  base_updates, base_state = base_optimizer.update(grads, live, params, **extra_args)
   lr = controller.learning_rate
   step_finite, step_length = _common.finite_and_length(base_updates, lr)
-  measured = Measured(value, score, step_finite, step_length, controller.snapshot_norm,
-                      jnp.zeros([], bool))
+  measured = Measured(value, score, step_finite, step_length, snapshot_norm, stage_starts)
   signals = observe(cfg, controller, measured, validating)
-  next_state = finish(measured, quiet_transition(cfg, controller, signals), signals)
+  if quiet:
+    next_state = finish(measured, quiet_transition(cfg, controller, signals), signals)
+  else:
+    small = state._replace(snapshot_params=None, snapshot_base_state=None, base_state=None)
+    next_state = advance(cfg, small, measured, validating, signals)
   new_updates = act(restores=next_state.restored, skip=signals.skip,
                     base_updates=base_updates, learning_rate=lr, params=params,
-                    snapshot_params=state.snapshot_params)
-  return new_updates, next_state._replace(snapshot_params=state.snapshot_params,
-                                          snapshot_base_state=state.snapshot_base_state,
+                    snapshot_params=snapshot_params)
+  return new_updates, next_state._replace(snapshot_params=snapshot_params,
+                                          snapshot_base_state=snapshot_base_state,
                                           base_state=base_state)
 
 
@@ -1314,37 +1331,8 @@ def autolrs(
   def update_fn(updates, state, params=None, *, value=None, validation_value=None,
                 quiet=False, **extra_args):
     _check_params(params, state)
-    if _common.check_quiet(quiet, "autolrs"):
-      return quiet_update(cfg, base_optimizer, updates, state, params, value, validation_value,
-                          extra_args)
-    controller = state.controller
-    value, score, validating = _losses(cfg, controller, value, validation_value)
-    stage_starts, snapshot_params, snapshot_base_state, snapshot_norm = take_snapshot(
-        state, params)
-    # A step whose loss is NaN/Inf is not applied; its gradient is not fed to
-    # the base optimizer either (a zero gradient is), so its state stays usable.
-    loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
-    grads = _common.zeros_unless(loss_ok, updates)
-    # The live base state, reading the new snapshot: it equals the old one
-    # unless the stage starts here, when it is a copy of the live state.
-    live = optax.tree.where(state.resume_from_snapshot, snapshot_base_state, state.base_state)
-    # The base optimizer's new state is stored as it comes, never selected, so
-    # that XLA updates it in place and derives the update from it in the same
-    # pass as apply_updates (as for the bare optimizer); a restore or an
-    # unusable state is undone at the next update's input (resume_from_snapshot).
-    base_updates, base_state = base_optimizer.update(grads, live, params, **extra_args)
-    lr = controller.learning_rate
-    step_finite, step_length = _common.finite_and_length(base_updates, lr)
-    measured = Measured(value, score, step_finite, step_length, snapshot_norm, stage_starts)
-    signals = observe(cfg, controller, measured, validating)
-    small = state._replace(snapshot_params=None, snapshot_base_state=None, base_state=None)
-    next_state = advance(cfg, small, measured, validating, signals)
-    new_updates = act(restores=next_state.restored, skip=signals.skip,
-                      base_updates=base_updates, learning_rate=lr, params=params,
-                      snapshot_params=snapshot_params)
-    return new_updates, next_state._replace(snapshot_params=snapshot_params,
-                                            snapshot_base_state=snapshot_base_state,
-                                            base_state=base_state)
+    return update_step(cfg, base_optimizer, updates, state, params, value, validation_value,
+                       extra_args, _common.check_quiet(quiet, "autolrs"))
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

@@ -92,23 +92,16 @@ def first_call_s(step, params, opt_state) -> float:
   return time.perf_counter() - start
 
 
-def loop(steps: dict, params, opt_state, fast: bool, calls: int):
+def loop(step, params, opt_state, calls: int):
   """One call of a training loop per call of the returned function, up to
-  ``calls``: the one-program ``steps[False]``, or with ``fast`` the loop of
-  ``autolrs_jax.quiet_calls`` (``steps[True]`` for the calls it counts, read
-  after every other call)."""
+  ``calls``: ``step(params, opt_state, key)``, a step or
+  :func:`training.quiet_calls_loop`'s."""
   # Split ahead: iterating a key array splits it all at the first key.
   keys = iter(list(jax.random.split(jax.random.key(1), calls)))
-  carry = {"params": params, "state": opt_state, "quiet_left": 0}
+  carry = {"params": params, "state": opt_state}
 
   def call():
-    quiet = fast and carry["quiet_left"] > 0
-    carry["params"], carry["state"], _ = steps[quiet](carry["params"], carry["state"],
-                                                     next(keys))
-    if quiet:
-      carry["quiet_left"] -= 1
-    elif fast:
-      carry["quiet_left"] = autolrs_jax.quiet_calls(carry["state"])
+    carry["params"], carry["state"], _ = step(carry["params"], carry["state"], next(keys))
     return carry["params"]
   return call
 
@@ -154,9 +147,9 @@ def whole_runs(quick: bool) -> list[dict]:
                  "one_program": first_call_s(*full), "quiet": first_call_s(*quiet)}
         autolrs_jax.quiet_calls(full[2])  # Its first read, as the steps' first calls, untimed.
         timing = training.time_loops({
-            "bare": loop({False: bare[0]}, *bare[1:], fast=False, calls=calls),
-            "if_finite": loop({False: guarded[0]}, *guarded[1:], fast=False, calls=calls),
-            "fast": loop({False: full[0], True: quiet[0]}, *full[1:], fast=True, calls=calls),
+            "bare": loop(*bare, calls=calls),
+            "if_finite": loop(*guarded, calls=calls),
+            "fast": loop(training.quiet_calls_loop(full[0], quiet[0]), *full[1:], calls=calls),
         }, calls)
         rows.append({
             "model": name, "parameters": int(n), "base": base_name, "mode": mode,

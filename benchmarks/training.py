@@ -121,8 +121,14 @@ def make_loop_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batc
   step = make_step(loss_fn, tx, data, batch_size, opt_state=opt_state, **kwargs)
   if not controller_in(opt_state, kind=None):
     return step
-  quiet_step = make_step(loss_fn, tx, data, batch_size, opt_state=opt_state, quiet=True,
-                         **kwargs)
+  return quiet_calls_loop(step, make_step(loss_fn, tx, data, batch_size, opt_state=opt_state,
+                                          quiet=True, **kwargs))
+
+
+def quiet_calls_loop(step, quiet_step):
+  """``loop_step(params, opt_state, key)``: the loop of ``autolrs_jax.quiet_calls``
+  over a one-program ``step`` and its ``quiet_step`` (the same signature),
+  counting down the quiet calls it read after the last one-program call."""
   quiet_left = 0
 
   def loop_step(params, opt_state, key):
