@@ -9,7 +9,10 @@ lowest. ``tau`` and ``tau_probe`` double after every stage until ``tau`` would
 pass ``tau_max``.
 
 All of it runs inside one compiled ``update``, a state machine whose state is
-a pytree of fixed-shape arrays. Each call
+a pytree of fixed-shape arrays. It reads as the paper's algorithm: where a
+budget's plan answers otherwise (how a stage opens and proposes its probes,
+scores them, chooses its LR, anneals), it asks the strategies that the
+factory chose once (:mod:`autolrs_jax._strategies`). Each call
 
 1. *measures* the step (:class:`Measured`: the snapshot at a stage's first
    step, the base update's finiteness and norm);
@@ -38,6 +41,7 @@ import optax
 from autolrs_jax import _budget
 from autolrs_jax import _common
 from autolrs_jax import _stages
+from autolrs_jax import _strategies
 from autolrs_jax import bo
 from autolrs_jax import forecast as forecast_lib
 
@@ -65,8 +69,6 @@ _EXPLOIT_GRACE_STEPS = 10
 
 # Bound on forecasts handed to the GP, so that its standardisation stays finite.
 _MAX_SCORE = 1e6
-# known_quiet_calls of a phase that no event ends (the anneal).
-_NEVER = 2**31 - 1
 
 
 class Controller(NamedTuple):
@@ -84,7 +86,8 @@ class Controller(NamedTuple):
   learning_rate: jax.Array  # float32: LR the next update applies.
   wants_validation: jax.Array  # bool: next update scores a validation loss.
   trial_lrs: jax.Array  # float32[num_trials]: LRs probed in this stage.
-  trial_forecasts: jax.Array  # float32[num_trials]: their forecast losses.
+  # float32[num_trials]: their scores (the paper's: the forecast loss after tau steps).
+  trial_scores: jax.Array
   trial_diverged: jax.Array  # bool[num_trials]: probe saw a NaN/Inf loss.
   probe_losses: jax.Array  # float32[max probe length]: current probe's losses.
   # float32: loss at the stage's snapshot, the mean of its probes' first losses.
@@ -143,7 +146,8 @@ class AutoLRSState(NamedTuple):
   # ``optax.tree.get(opt_state, "learning_rate")`` finds it.
   learning_rate: jax.Array
   trial_lrs: jax.Array  # float32[num_trials]: LRs probed in this stage.
-  trial_forecasts: jax.Array  # float32[num_trials]: their forecast losses.
+  # float32[num_trials]: their scores (the paper's: the forecast loss after tau steps).
+  trial_scores: jax.Array
   trial_diverged: jax.Array  # bool[num_trials]: probe saw a NaN/Inf loss.
   probe_losses: jax.Array  # float32[max probe length]: current probe's losses.
   key: jax.Array  # uint32[2]: see Controller.key.
@@ -179,7 +183,8 @@ def store(controller: Controller, *, snapshot_params: optax.Params,
 
 
 class AutoLRSConfig(NamedTuple):
-  """The static hyper-parameters, as :func:`autolrs` validated them."""
+  """The static hyper-parameters, as :func:`autolrs` validated them, and the
+  strategies of their mode (:func:`configure`)."""
 
   min_lr: float
   max_lr: float
@@ -192,62 +197,44 @@ class AutoLRSConfig(NamedTuple):
   axis_name: str | None
   seed: int
   stages: _stages.StageSchedule
-  budget: _stages.BudgetPlan | None = None  # None: the paper's schedule, without end.
-  # The paper's mode's bound per probe call (a budget's is its plan's); None:
-  # max_probe_drift for a whole probe.
+  # How stages search, score and choose: the paper's, or a budget plan's.
+  strategies: _strategies.Strategies
+  # A probe's path may reach this many snapshot norms per call (None:
+  # max_probe_drift for a whole probe).
   drift_per_call: float | None = None
+  drift_bound: str = "always"  # Whose probes the bound ends (BudgetPlan.drift_bound).
+  exploit_guard: float | None = None  # BudgetPlan.exploit_guard; None: off.
+  # Steps over which an exploitation from the snapshot warms up (0: none).
+  exploit_warmup_steps: int = 0
 
   @property
-  def budgeted(self) -> bool:
-    return self.budget is not None
-
-  @property
-  def trust_radius(self) -> float | None:
-    """Half-width of later stages' search region, in unit log-LR; None for none."""
-    if not self.budgeted or self.budget.trust_region is None:
-      return None
-    width = _common.log(self.max_lr) - _common.log(self.min_lr)
-    return math.log(self.budget.trust_region) / width
-
-  @property
-  def ladder(self) -> bool:
-    """Whether the first stage searches by a descending ladder of LRs."""
-    return self.budgeted and self.budget.first_search == "ladder"
-
-  @property
-  def ladder_only(self) -> bool:
-    """Whether the ladder is the only search (one stage): no GP or random
-    proposal is compiled into the step, whose every call pays for the code it
-    holds (see ``benchmarks/overhead.py``'s ``buffer_allocations``)."""
-    return self.ladder and self.stages.num_stages == 1
-
-  @property
-  def exploit_warmup_steps(self) -> int:
-    """Budget: steps over which an exploitation from the snapshot warms up (0: none)."""
-    if not self.budgeted:
-      return 0
-    return int(round(self.budget.exploit_warmup * self.stages.total_steps))
-
-  @property
-  def ladder_rungs(self) -> int:
-    """The ladder's LRs from ``max_lr`` down to ``min_lr`` (0 without a ladder)."""
-    if not self.ladder:
-      return 0
-    span = math.log(self.max_lr / self.min_lr) / math.log(self.budget.ladder_factor)
-    return math.ceil(span - 1e-9) + 1
+  def space(self) -> _strategies.LRSpace:
+    return _strategies.LRSpace(self.min_lr, self.max_lr, self.grid_size)
 
   @property
   def num_trials(self) -> int:
-    """Size of the BO buffers: the most probes of any stage, or the ladder's rungs
-    (its diverged rungs need not count as probes)."""
-    if self.ladder and not self.budget.count_diverged_rungs:
-      return max(self.stages.max_trials, self.ladder_rungs)
-    return self.stages.max_trials
+    """Size of the trial buffers (:attr:`autolrs_jax._strategies.Strategies.slots`)."""
+    return self.strategies.slots
 
-  @property
-  def grid(self) -> jax.Array:
-    """Candidate points of the acquisition, in [0, 1] (log-LR, normalised)."""
-    return bo.search_grid(self.grid_size)
+
+def configure(*, min_lr: float, max_lr: float, acquisition: str, kappa: float, grid_size: int,
+              stages: _stages.StageSchedule, budget: _stages.BudgetPlan | None = None,
+              drift_per_call: float | None = None, **fields) -> AutoLRSConfig:
+  """The config of validated hyper-parameters, its strategies chosen: the
+  paper's without a ``budget`` plan, the plan's with one (whose drift bound
+  replaces ``drift_per_call``)."""
+  space = _strategies.LRSpace(min_lr, max_lr, grid_size)
+  common = dict(min_lr=min_lr, max_lr=max_lr, acquisition=acquisition, kappa=kappa,
+                grid_size=grid_size, stages=stages, **fields)
+  if budget is None:
+    return AutoLRSConfig(strategies=_strategies.paper(space, stages, acquisition, kappa),
+                         drift_per_call=drift_per_call, **common)
+  return AutoLRSConfig(
+      strategies=_strategies.budget(space, stages, budget, acquisition, kappa,
+                                    fields["warmup_steps"]),
+      drift_per_call=budget.drift_per_call, drift_bound=budget.drift_bound,
+      exploit_guard=budget.exploit_guard,
+      exploit_warmup_steps=int(round(budget.exploit_warmup * stages.total_steps)), **common)
 
 
 class Signals(NamedTuple):
@@ -292,40 +279,15 @@ class Measured(NamedTuple):
   stage_starts: jax.Array  # bool: the stage starts here (the snapshot was taken).
 
 
-# --- Learning rates on the unit interval -------------------------------------
-
-
-def lr_from_unit(cfg: AutoLRSConfig, x: jax.Array) -> jax.Array:
-  """Maps ``x`` in [0, 1] to a learning rate, log-uniformly."""
-  lo, hi = _common.log(cfg.min_lr), _common.log(cfg.max_lr)
-  return jnp.exp(lo + x * (hi - lo))
-
-
-def unit_from_lr(cfg: AutoLRSConfig, lr: jax.Array) -> jax.Array:
-  """The inverse of :func:`lr_from_unit`."""
-  lo, hi = _common.log(cfg.min_lr), _common.log(cfg.max_lr)
-  return (jnp.log(lr) - lo) / (hi - lo)
-
-
-def random_lr(cfg: AutoLRSConfig, key: jax.Array, ceiling=None) -> jax.Array:
-  """A learning rate drawn uniformly from the acquisition's grid (its points
-  below the LR ``ceiling``, the lowest point if none is)."""
-  below = cfg.grid_size
-  if ceiling is not None:
-    below = jnp.maximum(jnp.sum(cfg.grid < unit_from_lr(cfg, ceiling)), 1)
-  index = jax.random.randint(key, (), 0, below)
-  return lr_from_unit(cfg, cfg.grid[index])
-
-
 # --- Initial state -----------------------------------------------------------
 
 
 def init_controller(cfg: AutoLRSConfig, drift_bounded=True) -> Controller:
   """The controller at step 0."""
   key, first = jax.random.split(jax.random.key(cfg.seed))
-  first_lr = jnp.float32(cfg.max_lr) if cfg.ladder else random_lr(cfg, first)
+  first_lr = cfg.strategies.initial_lr(first)
   lr = (cfg.warmup_lr / cfg.warmup_steps if cfg.warmup_steps
-        else first_lr * probe_factor(cfg, jnp.zeros([], jnp.int32), 0))
+        else first_lr * cfg.strategies.probe_factor(jnp.zeros([], jnp.int32), 0))
   return Controller(
       count=jnp.zeros([], jnp.int32),
       stage=jnp.zeros([], jnp.int32),
@@ -335,7 +297,7 @@ def init_controller(cfg: AutoLRSConfig, drift_bounded=True) -> Controller:
       learning_rate=jnp.asarray(lr, jnp.float32),
       wants_validation=jnp.zeros([], bool),
       trial_lrs=jnp.zeros([cfg.num_trials], jnp.float32).at[0].set(first_lr),
-      trial_forecasts=jnp.zeros([cfg.num_trials], jnp.float32),
+      trial_scores=jnp.zeros([cfg.num_trials], jnp.float32),
       trial_diverged=jnp.zeros([cfg.num_trials], bool),
       probe_losses=jnp.zeros([cfg.stages.max_tau_probe], jnp.float32),
       stage_loss=jnp.zeros([], jnp.float32),
@@ -406,7 +368,7 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   An ended probe is not scored here (:func:`score_ended_probe` does).
   """
   value, score, step_finite, step_length, snapshot_norm, stage_starts = measured
-  tau_probe, tau = cfg.stages.lengths(state.stage)
+  tau_probe, _ = cfg.stages.lengths(state.stage)
   losses, observed = record_probe_loss(cfg, state, score, validating)
   in_probe = state.phase == PROBE
   in_exploit = state.phase == EXPLOIT
@@ -414,8 +376,7 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   path = jnp.where(state.phase_step == 0, 0.0, state.probe_path) + step_length
   step_ok = step_finite
   if cfg.max_probe_drift is not None:
-    per_call = cfg.budget.drift_per_call if cfg.budgeted else cfg.drift_per_call
-    bound = _budget.drift_limit(per_call, cfg.max_probe_drift, tau_probe)
+    bound = _budget.drift_limit(cfg.drift_per_call, cfg.max_probe_drift, tau_probe)
     step_ok &= ~in_probe | ~state.drift_bounded | (path <= bound * snapshot_norm)
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   diverged_now = ~loss_ok | ~step_ok
@@ -430,11 +391,12 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   graced = in_exploit & (state.phase_step >= _EXPLOIT_GRACE_STEPS)
   exploit_blows_up = graced & (
       exploit_loss - stage_loss > (_EXPLODE_FACTOR - 1.0) * jnp.abs(stage_loss))
-  if cfg.budgeted and cfg.budget.exploit_guard is not None:
+  if cfg.exploit_guard is not None:
     exploit_blows_up |= graced & _budget.lost_progress(
-        cfg.budget.exploit_guard, stage_loss, exploit_best, exploit_loss)
-  exploit_done = in_exploit & exploitation_done(cfg, state, tau)
-  if cfg.budgeted:
+        cfg.exploit_guard, stage_loss, exploit_best, exploit_loss)
+  exploit_done = in_exploit & cfg.stages.exploitation_ends(state.stage, state.count,
+                                                           state.phase_step)
+  if cfg.stages.budgeted:
     # A budget's stage ends at its planned call, blown up or not: retried
     # there, its exploitation would run past the stage's end and never end.
     exploit_blows_up &= ~exploit_done
@@ -500,63 +462,38 @@ def starting_loss(cfg: AutoLRSConfig, state: Controller, value, stage_starts) ->
   return jnp.where(probe_starts, mean, state.stage_loss)
 
 
-def exploitation_done(cfg: AutoLRSConfig, state: Controller, tau: jax.Array) -> jax.Array:
-  """Whether this step is the exploitation's last.
-
-  The paper's stage exploits ``tau`` steps after its probes; a budgeted stage
-  ends at its planned update call, whatever its probes and retries took, and
-  the last one never ends unless an anneal follows.
-  """
-  if not cfg.budgeted:
-    return state.phase_step == tau - 1
-  at_end = state.count == cfg.stages.stage_end(state.stage) - 1
-  return at_end & (~cfg.stages.is_last_stage(state.stage) | (cfg.stages.anneal_steps > 0))
-
-
 def finished_trials(state: Controller) -> jax.Array:
   """Which trial slots hold an ended probe of the stage."""
-  return jnp.arange(state.trial_forecasts.shape[0]) < state.trial
+  return jnp.arange(state.trial_scores.shape[0]) < state.trial
 
 
-def best_trial(state: Controller) -> jax.Array:
-  """Index of the finished trial with the lowest score."""
-  return _budget.best_index(state.trial_forecasts, finished_trials(state))
+def trials_of(state: Controller) -> _strategies.Trials:
+  """The stage's trials, as the strategies read them."""
+  return _strategies.Trials(state.trial_lrs, state.trial_scores, state.trial_diverged,
+                            finished_trials(state))
 
 
 def chosen_trial(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
-  """Index of the finished trial with the lowest score (diverged ones score worst),
-  or with a budget's ``prefer_larger`` the largest LR near it
-  (:func:`autolrs_jax._budget.largest_within`)."""
-  if not (cfg.budgeted and cfg.budget.prefer_larger > 0):
-    return best_trial(state)
-  return _budget.largest_within(cfg.budget.prefer_larger, state.trial_lrs,
-                                state.trial_forecasts, state.trial_diverged,
-                                finished_trials(state))
+  """Index of the trial the stage exploits: the lowest score (diverged ones
+  score worst), or as the budget's plan chooses."""
+  return cfg.strategies.choose(trials_of(state), state.stage)[0]
 
 
 def chosen_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
-  """The LR the stage exploits: its chosen trial's, or below it the ladder's vertex.
-
-  The vertex never raises the choice: above the chosen rung the parabola
-  leans towards an LR that scored worse, on the side where an LR held for
-  the rest of the budget can diverge.
-  """
-  lr = state.trial_lrs[chosen_trial(cfg, state)]
-  if not (cfg.ladder and cfg.budget.ladder_vertex):
-    return lr
-  vertex, ok = _budget.parabola_vertex(state.trial_lrs, state.trial_forecasts,
-                                       state.trial_diverged, finished_trials(state))
-  return jnp.where((state.stage == 0) & ok, jnp.minimum(vertex, lr), lr)
+  """The LR the stage exploits: its chosen trial's, or as the budget's plan
+  refines it (the ladder's vertex)."""
+  return cfg.strategies.choose(trials_of(state), state.stage)[1]
 
 
 def keeps_probe(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
-  """Budget: whether the stage's last probe ends as the start of its exploitation.
+  """Whether the stage's last probe ends as the start of its exploitation.
 
-  It does when it did not diverge and its LR is the stage's choice: training
-  goes on from it instead of restarting at the snapshot, so its steps count.
-  ``signals`` hold the ended probe's score.
+  It does, with a budget's plan that keeps it, when it did not diverge and
+  its LR is the stage's choice: training goes on from it instead of
+  restarting at the snapshot, so its steps count. ``signals`` hold the ended
+  probe's score.
   """
-  if not (cfg.budgeted and cfg.budget.keep_winning_probe):
+  if not cfg.strategies.keeps_winning_probe:
     return jnp.zeros([], bool)
   recorded = record_trial(cfg, state, signals)
   return (search_ends(cfg, state, signals) & ~signals.probe_diverged
@@ -586,9 +523,7 @@ def act(*, restores, skip, base_updates, learning_rate, params, snapshot_params)
 def choose_event(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
   """The transition that ends this step (an index of :data:`TRANSITIONS`)."""
   last_trial = search_ends(cfg, state, signals)
-  after_exploit = START_STAGE
-  if cfg.budgeted:
-    after_exploit = jnp.where(cfg.stages.is_last_stage(state.stage), START_ANNEAL, START_STAGE)
+  after_exploit = jnp.where(cfg.stages.anneals_after(state.stage), START_ANNEAL, START_STAGE)
   return jnp.where(
       signals.probe_ends,
       jnp.where(last_trial, START_EXPLOIT, NEXT_TRIAL),
@@ -600,20 +535,10 @@ def choose_event(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax
 
 def search_ends(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array:
   """Whether the probe that ends at this step (scored in ``signals``) is the
-  stage's last: the stage's trials are done, or the first stage's ladder
-  stops (it is full, or it passed its best LR)."""
-  last_trial = state.trial == cfg.stages.trials(state.stage) - 1
-  if not cfg.ladder:
-    return last_trial
-  finished_ok = finished_trials(state) & ~state.trial_diverged
-  tau_probe, _ = cfg.stages.lengths(state.stage)
-  full = _budget.ladder_full(
-      cfg.budget, finished_ok, signals.probe_diverged, state.trial, cfg.num_trials,
-      cfg.stages.trials(state.stage), tau_probe, state.count + 1 - cfg.warmup_steps)
-  passed = _budget.ladder_passed(state.trial_forecasts, finished_ok, signals.probe_score,
-                                 signals.probe_diverged, state.trial_lrs[state.trial],
-                                 cfg.min_lr)
-  return jnp.where(state.stage == 0, full | passed, last_trial)
+  stage's last: the stage's trials are done, or a budget's ladder stops (it
+  is full, or it passed its best LR)."""
+  return cfg.strategies.search_ends(trials_of(state), state.stage, state.trial,
+                                    signals.probe_score, signals.probe_diverged, state.count + 1)
 
 
 def score_probe(cfg: AutoLRSConfig, state: Controller, losses: jax.Array,
@@ -626,15 +551,12 @@ def score_probe(cfg: AutoLRSConfig, state: Controller, losses: jax.Array,
   its loss exploded.
   """
   tau_probe, tau = cfg.stages.lengths(state.stage)
-  if cfg.budgeted:
-    value, diverged = _budget.score(cfg.budget, losses, observed, tau_probe, tau)
-  else:
-    value, diverged = forecast_lib.forecast(losses, observed, tau_probe, tau)
+  value, diverged = cfg.strategies.score(losses, observed, tau_probe, tau)
   diverged |= diverged_now | forecast_lib.exploded(losses, observed)
   previous = finished_trials(state)
   seen = jnp.concatenate([
       jnp.where(observed & jnp.isfinite(losses), losses, -jnp.inf),
-      jnp.where(previous, state.trial_forecasts, -jnp.inf),
+      jnp.where(previous, state.trial_scores, -jnp.inf),
   ])
   worst = jnp.max(seen)
   worst = jnp.where(jnp.isfinite(worst), worst, _MAX_SCORE)
@@ -642,19 +564,10 @@ def score_probe(cfg: AutoLRSConfig, state: Controller, losses: jax.Array,
   return jnp.clip(value, -_MAX_SCORE, _MAX_SCORE), diverged
 
 
-def probe_factor(cfg: AutoLRSConfig, stage, phase_step) -> jax.Array | float:
-  """The fraction of its trial's LR that probe step ``phase_step`` applies:
-  the budget's probe shape (:func:`autolrs_jax._budget.probe_factor`), 1 in
-  the paper's mode."""
-  if not cfg.budgeted:
-    return 1.0
-  tau_probe, _ = cfg.stages.lengths(stage)
-  return _budget.probe_factor(cfg.budget, tau_probe, phase_step)
-
-
 def probe_lr(cfg: AutoLRSConfig, state: Controller, phase_step) -> jax.Array:
-  """The LR of probe step ``phase_step``: its trial's, warmed up and cooled."""
-  return state.trial_lrs[state.trial] * probe_factor(cfg, state.stage, phase_step)
+  """The LR of probe step ``phase_step``: its trial's, shaped by the plan's
+  warm-up or cooldown."""
+  return state.trial_lrs[state.trial] * cfg.strategies.probe_factor(state.stage, phase_step)
 
 
 def record_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
@@ -663,7 +576,7 @@ def record_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Con
   i = state.trial
   return state._replace(
       trial=i + 1,
-      trial_forecasts=state.trial_forecasts.at[i].set(signals.probe_score),
+      trial_scores=state.trial_scores.at[i].set(signals.probe_score),
       trial_diverged=state.trial_diverged.at[i].set(signals.probe_diverged),
   )
 
@@ -678,12 +591,12 @@ def continue_phase(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   next_count = state.count + 2  # The step after the one being taken.
   warm_lr = cfg.warmup_lr * next_count.astype(jnp.float32) / max(cfg.warmup_steps, 1)
   lr = jnp.where(state.phase == WARMUP, warm_lr, state.learning_rate)
-  if cfg.budgeted:
+  lr = jnp.where(state.phase == PROBE, probe_lr(cfg, state, state.phase_step + 1), lr)
+  if cfg.strategies.anneal_factor is not None:
     lr = jnp.where(state.phase == ANNEAL, annealed_lr(cfg, state), lr)
-    lr = jnp.where(state.phase == PROBE, probe_lr(cfg, state, state.phase_step + 1), lr)
-    if cfg.exploit_warmup_steps:
-      warming = (state.phase == EXPLOIT) & (state.learning_rate < state.exploit_lr)
-      lr = jnp.where(warming, warming_lr(cfg, state.exploit_lr, state.phase_step + 1), lr)
+  if cfg.exploit_warmup_steps:
+    warming = (state.phase == EXPLOIT) & (state.learning_rate < state.exploit_lr)
+    lr = jnp.where(warming, warming_lr(cfg, state.exploit_lr, state.phase_step + 1), lr)
   return state._replace(
       phase_step=state.phase_step + 1,
       learning_rate=lr.astype(jnp.float32),
@@ -694,8 +607,7 @@ def continue_phase(cfg: AutoLRSConfig, state: Controller, signals: Signals,
 def annealed_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   """The anneal's LR for the next call: from its first call's LR to 0 in the
   plan's shape."""
-  return state.learning_rate * _budget.anneal_factor(
-      cfg.budget, cfg.stages.total_steps, cfg.stages.anneal_steps, state.count)
+  return state.learning_rate * cfg.strategies.anneal_factor(state.count)
 
 
 def start_anneal(cfg: AutoLRSConfig, state: Controller, signals: Signals,
@@ -706,72 +618,12 @@ def start_anneal(cfg: AutoLRSConfig, state: Controller, signals: Signals,
                         phase_step=jnp.zeros_like(state.phase_step))
 
 
-def search_region(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
-  """Budget: grid points a later stage may probe, near its incumbent LR."""
-  grid = cfg.grid
-  if cfg.trust_radius is None:
-    return jnp.ones_like(grid, bool)
-  centre = unit_from_lr(cfg, incumbent_lr(cfg, state))
-  return (state.stage == 0) | (jnp.abs(grid - centre) <= cfg.trust_radius + 1e-6)
-
-
-def incumbent_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
-  """Budget: the LR the previous stage exploited, kept in its last trial's slot."""
-  return state.trial_lrs[cfg.stages.trials(state.stage) - 1]
-
-
-def designated_last_lr(cfg: AutoLRSConfig, state: Controller, ceiling):
-  """Budget: the LR of a stage's last trial, the one that may be kept.
-
-  Later stages re-measure the incumbent against their other trials; the first
-  stage (and a stage whose incumbent is above an LR that diverged) runs its
-  choice so far (:func:`chosen_trial`), so that training goes on from it.
-  Returns ``(lr, any_finished_ok)``: without a trial that did not diverge,
-  none is designated.
-  """
-  finished = finished_trials(state)
-  best = state.trial_lrs[chosen_trial(cfg, state)]
-  incumbent = incumbent_lr(cfg, state)
-  safe = unit_from_lr(cfg, incumbent) < ceiling
-  lr = jnp.where((state.stage > 0) & safe, incumbent, best)
-  return lr, jnp.any(finished & ~state.trial_diverged)
-
-
 def lr_ceiling_unit(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   """The stage's probes stay below this unit LR: every LR that diverged in the
   stage rules out the larger ones, and ``lr_ceiling`` those of later stages."""
-  x = unit_from_lr(cfg, state.trial_lrs)
+  x = cfg.space.to_unit(state.trial_lrs)
   ceiling = jnp.min(jnp.where(finished_trials(state) & state.trial_diverged, x, jnp.inf))
-  return jnp.minimum(ceiling, unit_from_lr(cfg, state.lr_ceiling))
-
-
-def allowed_points(cfg: AutoLRSConfig, state: Controller, ceiling) -> jax.Array:
-  """The grid points BO may propose: below ``ceiling`` and, with a budget, in
-  the stage's search region (its lowest point if none of it is below)."""
-  grid = cfg.grid
-  allowed = grid < ceiling
-  if not cfg.budgeted:
-    return allowed
-  region = search_region(cfg, state)
-  lowest = grid == grid[_common.argmax(region)]
-  return jnp.where(jnp.any(allowed & region), allowed & region, lowest)
-
-
-def proposed_lr(cfg: AutoLRSConfig, state: Controller, ceiling) -> jax.Array:
-  """The next probe's LR: BO's proposal, or the ladder's next rung in a budget's
-  first stage (no GP is fitted there, nor compiled when the ladder is the
-  only search)."""
-  def propose():
-    x_next, _ = bo.propose(unit_from_lr(cfg, state.trial_lrs), state.trial_forecasts,
-                           finished_trials(state), cfg.grid, acquisition=cfg.acquisition,
-                           kappa=cfg.kappa, allowed=allowed_points(cfg, state, ceiling))
-    return lr_from_unit(cfg, x_next).astype(jnp.float32)
-
-  if not cfg.ladder:
-    return propose()
-  rung = lambda: _budget.next_rung(cfg.budget, state.trial_lrs[state.trial - 1],
-                                   cfg.min_lr).astype(jnp.float32)
-  return rung() if cfg.ladder_only else jax.lax.cond(state.stage == 0, rung, propose)
+  return jnp.minimum(ceiling, cfg.space.to_unit(state.lr_ceiling))
 
 
 def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals,
@@ -782,17 +634,11 @@ def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   """
   del key
   state = record_trial(cfg, state, signals)
-  ceiling = lr_ceiling_unit(cfg, state)
-  lr = proposed_lr(cfg, state, ceiling)
-  if cfg.budgeted and cfg.budget.keep_winning_probe:
-    designated, any_ok = designated_last_lr(cfg, state, ceiling)
-    is_last = state.trial == cfg.stages.trials(state.stage) - 1
-    if cfg.ladder:  # The ladder's last rung is its next LR, not a re-run.
-      is_last &= state.stage > 0
-    lr = jnp.where(is_last & any_ok, designated, lr)
+  lr = cfg.strategies.propose(trials_of(state), state.stage, state.trial,
+                              lr_ceiling_unit(cfg, state))
   return state._replace(
       phase_step=jnp.zeros_like(state.phase_step),
-      learning_rate=(lr * probe_factor(cfg, state.stage, 0)).astype(jnp.float32),
+      learning_rate=(lr * cfg.strategies.probe_factor(state.stage, 0)).astype(jnp.float32),
       trial_lrs=state.trial_lrs.at[state.trial].set(lr),
       probe_losses=jnp.zeros_like(signals.losses),
   )
@@ -845,7 +691,7 @@ def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   diverged = state.trial_diverged | (state.trial_lrs >= failed)
   finished = finished_trials(state)
   smaller = finished & ~diverged & (state.trial_lrs < failed)
-  best = _budget.best_index(state.trial_forecasts, smaller)
+  best = _budget.best_index(state.trial_scores, smaller)
   lr = jnp.where(jnp.any(smaller), state.trial_lrs[best],
                  jnp.maximum(failed / 10, cfg.min_lr)).astype(jnp.float32)
   return state._replace(
@@ -861,35 +707,22 @@ def start_stage(cfg: AutoLRSConfig, state: Controller, signals: Signals,
                 key: jax.Array) -> Controller:
   """An exploitation (or the warm-up) ended: a new stage's first probe.
 
-  Its LR is random (below ``lr_ceiling``); with a budget, random in the
-  trust region around the incumbent, and ``max_lr`` for the ladder's first
-  rung.
+  Its LR is random (below ``lr_ceiling``); with a budget, as its plan opens
+  a stage (:attr:`autolrs_jax._strategies.Strategies.open_stage`: the
+  ladder's first rung, or random near the incumbent).
   """
   is_new_stage = state.phase == EXPLOIT  # Else warm-up just ended.
   stage = state.stage + is_new_stage.astype(jnp.int32)
-  trial_lrs = jnp.zeros_like(state.trial_lrs)
-  if cfg.ladder_only:  # The warm-up ended: the ladder starts at max_lr.
-    lr = jnp.float32(cfg.max_lr)
-  elif not cfg.budgeted:
-    lr = random_lr(cfg, key, state.lr_ceiling)
-  else:
-    # The incumbent waits in the new stage's last slot (see incumbent_lr).
-    last = cfg.stages.trials(stage) - 1
-    trial_lrs = trial_lrs.at[last].set(jnp.where(is_new_stage, state.learning_rate, 0.0))
-    region = search_region(cfg, state._replace(stage=stage, trial_lrs=trial_lrs))
-    below = region & (cfg.grid < unit_from_lr(cfg, state.lr_ceiling))
-    region = jnp.where(jnp.any(below), below, region)
-    lr = lr_from_unit(cfg, jax.random.choice(key, cfg.grid, p=region / jnp.sum(region)))
-    if cfg.ladder:
-      lr = jnp.where(stage == 0, jnp.float32(cfg.max_lr), lr)
+  held_lr = jnp.where(is_new_stage, state.learning_rate, 0.0)
+  trial_lrs = cfg.strategies.open_stage(stage, held_lr, state.lr_ceiling, key)
   return state._replace(
       stage=stage,
       phase=jnp.asarray(PROBE, jnp.int32),
       trial=jnp.zeros_like(state.trial),
       phase_step=jnp.zeros_like(state.phase_step),
-      learning_rate=(lr * probe_factor(cfg, stage, 0)).astype(jnp.float32),
-      trial_lrs=trial_lrs.at[0].set(lr),
-      trial_forecasts=jnp.zeros_like(state.trial_forecasts),
+      learning_rate=(trial_lrs[0] * cfg.strategies.probe_factor(stage, 0)).astype(jnp.float32),
+      trial_lrs=trial_lrs,
+      trial_scores=jnp.zeros_like(state.trial_scores),
       trial_diverged=jnp.zeros_like(state.trial_diverged),
       probe_losses=jnp.zeros_like(signals.losses),
   )
@@ -918,15 +751,10 @@ def known_quiet_calls(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   exploitation's blow-up is data too: a quiet call restores and retries as
   any other (:func:`quiet_transition`).
   """
-  if cfg.budgeted:
-    ends = ~cfg.stages.is_last_stage(state.stage) | (cfg.stages.anneal_steps > 0)
-    exploit = jnp.where(ends, cfg.stages.stage_end(state.stage) - 1 - state.count, _NEVER)
-  else:
-    _, tau = cfg.stages.lengths(state.stage)
-    exploit = tau - 1 - state.phase_step
+  exploit = cfg.stages.exploit_calls_left(state.stage, state.count, state.phase_step)
   quiet = jnp.select(
       [state.phase == WARMUP, state.phase == EXPLOIT, state.phase == ANNEAL],
-      [cfg.warmup_steps - 1 - state.count, exploit, jnp.asarray(_NEVER, jnp.int32)], 0)
+      [cfg.warmup_steps - 1 - state.count, exploit, jnp.asarray(_stages.NEVER, jnp.int32)], 0)
   return jnp.maximum(quiet, 0).astype(jnp.int32)
 
 
@@ -1054,7 +882,7 @@ def drift_bounded(cfg: AutoLRSConfig, base_optimizer, params, base_state) -> jax
   mode, and as the budget plan's ``drift_bound`` says with a budget."""
   if cfg.max_probe_drift is None:
     return False
-  if cfg.budgeted and cfg.budget.drift_bound == "gradient-scaled":
+  if cfg.drift_bound == "gradient-scaled":
     return _common.steps_scale_with_gradient(base_optimizer, params, base_state)
   return True
 
@@ -1186,23 +1014,15 @@ def autolrs(
 
   **With a budget** (``total_steps``), AutoLRS plans its search to fill
   exactly ``total_steps`` update calls (warm-up included) and ends with an
-  anneal, as a tuned warmup-stable-decay schedule does
-  (:class:`autolrs_jax.BudgetPlan` holds each choice and its default): one
-  search, then the chosen LR, warmed up to from the snapshot, held until the
-  anneal, over which it decays to zero at the last call. The search
-  is a descending ladder from ``max_lr``, stopping at the first LR that
-  scores worse than one above it;
-  a rung that diverges ends within a few calls and does not count as one of
-  its probes. It chooses the largest LR that did not diverge and scores
-  within a tolerance of the best, or below it the vertex of the parabola (in
-  log-LR) through the best rung's score and its neighbours'. The last probe
-  is kept, not restored, when its LR is the choice. The run never ends
-  inside a probe. ``BudgetPlan`` also offers several stages (later ones
-  searching by BO around the incumbent), the paper's BO for the first
-  search, probes that warm up, and other probe scores; the benchmark's
-  ablation measures each. ``tau``, ``tau_probe``, ``num_trials`` and
-  ``tau_max`` belong to the paper's schedule and cannot be given with
-  ``total_steps``. Past ``total_steps`` the LR stays 0.
+  anneal, as a tuned warmup-stable-decay schedule does: a search, then the
+  chosen LR, held until the anneal, over which it decays to zero at the last
+  call. How it searches, scores its probes, chooses and anneals is
+  :class:`autolrs_jax.BudgetPlan`'s, each mechanism a field with its default
+  and the tasks that chose it; the benchmark's ablation rows measure each. A
+  probe that diverges ends within a few calls, and the run never ends inside
+  a probe. ``tau``, ``tau_probe``, ``num_trials`` and ``tau_max`` belong to
+  the paper's schedule and cannot be given with ``total_steps``. Past
+  ``total_steps`` the LR stays 0.
 
   **Validation loss.** From the stage after ``tau`` first reaches its maximum
   on, the reference scores probes on the validation loss, measured at
@@ -1310,7 +1130,7 @@ def autolrs(
   _validate(min_lr, max_lr, warmup_steps, warmup_lr, acquisition, kappa, grid_size,
             stages.max_trials, validation_points, validation_from_stage, max_probe_drift,
             drift_per_call)
-  cfg = AutoLRSConfig(
+  cfg = configure(
       min_lr=min_lr, max_lr=max_lr, warmup_steps=warmup_steps,
       warmup_lr=max_lr if warmup_lr is None else warmup_lr, acquisition=acquisition,
       kappa=kappa, grid_size=grid_size, max_probe_drift=max_probe_drift, axis_name=axis_name,

@@ -1,9 +1,10 @@
 """The mechanisms of AutoLRS with a budget, each a small pure function.
 
-:class:`autolrs_jax.BudgetPlan` names them; the state machine of
-:mod:`autolrs_jax._autolrs` calls them on the stage's trial arrays (``lrs``,
-``scores``, ``diverged``, ``finished``: one entry per trial slot), so that a
-new mechanism is one function here, one field of the plan, and its test.
+:class:`autolrs_jax.BudgetPlan` names them; :func:`autolrs_jax._strategies.budget`
+composes them into the answers the state machine of :mod:`autolrs_jax._autolrs`
+asks for, on the stage's trial arrays (``lrs``, ``scores``, ``diverged``,
+``finished``: one entry per trial slot), so that a new mechanism is one
+function here, one field of the plan, its use there, and its test.
 
 - How a probe is scored: :data:`SCORES` (the paper's forecast, the fit at the
   probe's end, or the loss after a short cooldown).

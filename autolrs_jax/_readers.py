@@ -120,6 +120,6 @@ def bo_observations(tree: Any) -> dict[str, jax.Array]:
   n = int(s.trial)
   return {
       "learning_rates": s.trial_lrs[:n],
-      "forecasts": s.trial_forecasts[:n],
+      "forecasts": s.trial_scores[:n],
       "diverged": s.trial_diverged[:n],
   }

@@ -14,6 +14,10 @@ import jax.numpy as jnp
 from autolrs_jax import _common
 
 
+# Calls left of a phase that no event ends (a budget's anneal).
+NEVER = 2**31 - 1
+
+
 class StageSchedule(NamedTuple):
   """Static lengths of the stages, one entry per stage; the last one repeats.
 
@@ -73,6 +77,31 @@ class StageSchedule(NamedTuple):
   def is_last_stage(self, stage: jax.Array) -> jax.Array:
     return stage >= self.num_stages - 1
 
+  def anneals_after(self, stage: jax.Array) -> jax.Array | bool:
+    """Whether the anneal follows the stage's exploitation (a budget's last)."""
+    return self.budgeted and self.is_last_stage(stage)
+
+  def exploit_calls_left(self, stage: jax.Array, count: jax.Array,
+                         phase_step: jax.Array) -> jax.Array:
+    """Calls of a stage's exploitation after call ``count`` (its
+    ``phase_step``) and before its last; :data:`NEVER` for a budget's last
+    stage without an anneal, which never ends.
+
+    The paper's stage exploits ``tau`` steps after its probes; a budgeted
+    stage ends at its planned update call, whatever its probes and retries took.
+    """
+    if not self.budgeted:
+      _, tau = self.lengths(stage)
+      return tau - 1 - phase_step
+    ends = ~self.is_last_stage(stage) | (self.anneal_steps > 0)
+    return jnp.where(ends, self.stage_end(stage) - 1 - count, NEVER)
+
+  def exploitation_ends(self, stage: jax.Array, count: jax.Array,
+                        phase_step: jax.Array) -> jax.Array:
+    """Whether call ``count`` (step ``phase_step`` of an exploitation) is the
+    exploitation's last (:meth:`exploit_calls_left`)."""
+    return self.exploit_calls_left(stage, count, phase_step) == 0
+
   def uses_validation(self, stage: jax.Array) -> jax.Array:
     """Whether probes of this stage score the validation loss."""
     return stage >= self.validation_from_stage
@@ -124,7 +153,8 @@ DRIFT_PER_CALL = 0.027
 class BudgetPlan(NamedTuple):
   """How AutoLRS spends a budget of update calls (``autolrs(total_steps=...)``).
 
-  Every field is a mechanism that can be switched off for an ablation.
+  Every field is a mechanism that can be switched off for an ablation;
+  :func:`autolrs_jax._strategies.budget` composes them.
   """
 
   # The last fraction of the budget anneals the LR to 0, in the shape

@@ -131,7 +131,7 @@ def test_exploits_the_argmin_of_the_forecasts(run):
   records, _ = run
   r = records[K * TAU_PROBE]  # First exploitation step.
   st = autolrs_jax.find_state(r["state"])
-  assert float(st.learning_rate) == float(st.trial_lrs[jnp.argmin(st.trial_forecasts)])
+  assert float(st.learning_rate) == float(st.trial_lrs[jnp.argmin(st.trial_scores)])
   obs = autolrs_jax.bo_observations(r["state"])
   assert obs["learning_rates"].shape == (K,)
   assert np.all((obs["learning_rates"] >= 1e-3 * 0.999) & (obs["learning_rates"] <= 1e-2 * 1.001))
@@ -190,7 +190,7 @@ def test_validation_value_scores_probes_in_validation_stages():
     if before["phase"] == "probe" and before["phase_step"] == 0 and before["trial"] == 0:
       start_loss = float(loss)
     if before["phase"] == "probe" and before["trial"] == 0 and autolrs_jax.describe(state)["trial"] == 1:
-      ratio[before["stage"]] = float(autolrs_jax.find_state(state).trial_forecasts[0]) / start_loss
+      ratio[before["stage"]] = float(autolrs_jax.find_state(state).trial_scores[0]) / start_loss
   assert ratio[0] < 1.0 and ratio[1] < 1.0
   assert ratio[2] > 2.0
 
@@ -203,7 +203,7 @@ def test_diverging_probes_are_contained():
     for leaf in jax.tree.leaves(r["new_params"]):
       assert np.all(np.isfinite(leaf))
     st = autolrs_jax.find_state(r["new_state"])
-    assert np.all(np.isfinite(st.trial_forecasts))
+    assert np.all(np.isfinite(st.trial_scores))
   st = autolrs_jax.find_state(records[4 * 3]["state"])  # First exploit step of stage 0.
   assert bool(np.any(st.trial_diverged))
   assert float(st.learning_rate) < 2.0
@@ -218,7 +218,7 @@ def test_nan_loss_ends_the_probe_and_restores():
   updates, state = tx.update(grads, state, params, value=jnp.float32(jnp.nan))
   s = autolrs_jax.find_state(state)
   assert int(s.trial) == 1 and int(s.phase_step) == 0
-  assert bool(s.trial_diverged[0]) and np.isfinite(float(s.trial_forecasts[0]))
+  assert bool(s.trial_diverged[0]) and np.isfinite(float(s.trial_scores[0]))
   np.testing.assert_array_equal(updates["w"], 0.0)  # Params were the snapshot.
 
 

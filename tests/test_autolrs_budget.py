@@ -236,7 +236,7 @@ def first_stage_probes(records):
   state = [r["before"] for r in records if r["before"].stage == 0]
   exploit = next(b for b in state if b.phase == autolrs_jax.EXPLOIT)
   n = int(exploit.trial)
-  return list(zip(exploit.trial_lrs[:n], exploit.trial_forecasts[:n],
+  return list(zip(exploit.trial_lrs[:n], exploit.trial_scores[:n],
                   exploit.trial_diverged[:n]))
 
 

@@ -18,7 +18,7 @@ def config(**kw):
             acquisition="lcb", kappa=2.0, grid_size=64, max_probe_drift=2.0, axis_name=None,
             seed=0, stages=_stages.doubling_schedule(TAU, TAU_PROBE, NUM_TRIALS, 2 * TAU, 2,
                                                      None)) | kw
-  return A.AutoLRSConfig(**kw)
+  return A.configure(**kw)
 
 
 def controller(cfg, **fields):
@@ -54,7 +54,8 @@ def decaying_probe(cfg, level=1.0):
 def test_continue_counts_the_step_and_keeps_the_probe_record():
   cfg = config()
   s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(1),
-                 learning_rate=jnp.float32(0.3))
+                 learning_rate=jnp.float32(0.3),
+                 trial_lrs=jnp.zeros([cfg.num_trials], jnp.float32).at[0].set(0.3))
   sig = signals(cfg, losses=jnp.arange(cfg.stages.max_tau_probe, dtype=jnp.float32))
   out = A.continue_phase(cfg, s, sig, KEY)
   assert int(out.phase_step) == 2 and float(out.learning_rate) == pytest.approx(0.3)
@@ -73,13 +74,13 @@ def test_next_trial_records_the_forecast_and_proposes_below_a_diverged_lr():
   s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(1),
                  phase_step=jnp.int32(TAU_PROBE - 1),
                  trial_lrs=jnp.asarray([0.5, 0.01, 0.0], jnp.float32),
-                 trial_forecasts=jnp.asarray([7.0, 0.0, 0.0], jnp.float32),
+                 trial_scores=jnp.asarray([7.0, 0.0, 0.0], jnp.float32),
                  trial_diverged=jnp.asarray([True, False, False]))
   probe = decaying_probe(cfg)
   out = A.next_trial(cfg, s, ended_probe(cfg, s, **probe), KEY)
   assert int(out.trial) == 2 and int(out.phase_step) == 0
   want, _ = forecast.forecast(probe["losses"], probe["observed"], TAU_PROBE, TAU)
-  assert float(out.trial_forecasts[1]) == float(want) < float(probe["losses"][TAU_PROBE - 1])
+  assert float(out.trial_scores[1]) == float(want) < float(probe["losses"][TAU_PROBE - 1])
   assert not bool(out.trial_diverged[1])
   lr = float(out.learning_rate)
   assert cfg.min_lr <= lr < 0.5  # Never at or above the diverged 0.5.
@@ -90,22 +91,22 @@ def test_next_trial_records_the_forecast_and_proposes_below_a_diverged_lr():
 def test_next_trial_scores_a_diverged_probe_as_the_worst_loss_seen():
   cfg = config()
   s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(1),
-                 trial_forecasts=jnp.asarray([3.0, 0.0, 0.0], jnp.float32))
+                 trial_scores=jnp.asarray([3.0, 0.0, 0.0], jnp.float32))
   probe = decaying_probe(cfg)
   out = A.next_trial(cfg, s, ended_probe(cfg, s, diverged_now=True, **probe), KEY)
   assert bool(out.trial_diverged[1])
-  assert float(out.trial_forecasts[1]) == 3.0  # Worse than any loss of the probe itself.
+  assert float(out.trial_scores[1]) == 3.0  # Worse than any loss of the probe itself.
 
 
 def test_start_exploit_takes_the_lowest_forecast():
   cfg = config()
   s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(NUM_TRIALS - 1),
                  trial_lrs=jnp.asarray([0.1, 0.02, 0.3], jnp.float32),
-                 trial_forecasts=jnp.asarray([0.9, 0.7, 0.0], jnp.float32))
+                 trial_scores=jnp.asarray([0.9, 0.7, 0.0], jnp.float32))
   probe = decaying_probe(cfg, level=4.0)  # Forecast far above the others.
   out = A.start_exploit(cfg, s, ended_probe(cfg, s, **probe), KEY)
   assert int(out.phase) == A.EXPLOIT and int(out.phase_step) == 0
-  assert float(out.trial_forecasts[2]) > 0.9
+  assert float(out.trial_scores[2]) > 0.9
   assert float(out.learning_rate) == pytest.approx(0.02)
 
 
@@ -130,7 +131,7 @@ def test_retry_exploit_restarts_at_a_smaller_lr(diverged, want):
                  learning_rate=jnp.float32(0.3), exploit_lr=jnp.float32(0.3),
                  trial=jnp.int32(NUM_TRIALS),
                  trial_lrs=jnp.asarray([0.01, 0.02, 0.3], jnp.float32),
-                 trial_forecasts=jnp.asarray([0.8, 0.6, 0.1], jnp.float32),
+                 trial_scores=jnp.asarray([0.8, 0.6, 0.1], jnp.float32),
                  trial_diverged=jnp.asarray(diverged))
   out = A.retry_exploit(cfg, s, signals(cfg), KEY)
   assert int(out.phase) == A.EXPLOIT and int(out.phase_step) == 0
@@ -142,7 +143,7 @@ def test_retry_exploit_restarts_at_a_smaller_lr(diverged, want):
 def test_start_stage_opens_a_stage_at_a_random_lr(phase, stage_after):
   cfg = config()
   s = controller(cfg, phase=jnp.int32(phase), stage=jnp.int32(2), trial=jnp.int32(3),
-                 phase_step=jnp.int32(5), trial_forecasts=jnp.ones([NUM_TRIALS]),
+                 phase_step=jnp.int32(5), trial_scores=jnp.ones([NUM_TRIALS]),
                  trial_diverged=jnp.ones([NUM_TRIALS], bool))
   out = A.start_stage(cfg, s, signals(cfg), KEY)
   assert int(out.stage) == stage_after and int(out.phase) == A.PROBE
@@ -150,7 +151,7 @@ def test_start_stage_opens_a_stage_at_a_random_lr(phase, stage_after):
   lr = float(out.learning_rate)
   assert cfg.min_lr * 0.999 <= lr <= cfg.max_lr * 1.001
   assert float(out.trial_lrs[0]) == lr
-  assert not np.any(out.trial_diverged) and not np.any(out.trial_forecasts)
+  assert not np.any(out.trial_diverged) and not np.any(out.trial_scores)
 
 
 @pytest.mark.parametrize("trial,flags,want", [
@@ -277,7 +278,7 @@ def test_a_blown_up_exploitation_caps_the_lrs_of_later_stages():
                  learning_rate=jnp.float32(0.3), exploit_lr=jnp.float32(0.3),
                  trial=jnp.int32(NUM_TRIALS),
                  trial_lrs=jnp.asarray([0.01, 0.02, 0.3], jnp.float32),
-                 trial_forecasts=jnp.asarray([0.8, 0.6, 0.1], jnp.float32))
+                 trial_scores=jnp.asarray([0.8, 0.6, 0.1], jnp.float32))
   retried = A.retry_exploit(cfg, s, signals(cfg), KEY)
   assert float(retried.lr_ceiling) == pytest.approx(0.3)
   assert float(A.init_controller(cfg).lr_ceiling) == np.inf
@@ -327,7 +328,7 @@ def test_advance_scores_an_ended_probe_and_only_counts_a_quiet_step():
       measured(0.6), False, A.observe(cfg, s, measured(0.6), False))
   ended = advance(s)
   assert int(ended.trial) == 1 and int(ended.phase_step) == 0 and bool(ended.restored)
-  assert float(ended.trial_forecasts[0]) > 0  # The probe's forecast, recorded.
+  assert float(ended.trial_scores[0]) > 0  # The probe's forecast, recorded.
   s = s._replace(phase_step=jnp.int32(1))
   quiet = advance(s)
   assert int(quiet.trial) == 0 and int(quiet.phase_step) == 2 and not bool(quiet.restored)
@@ -340,7 +341,7 @@ def test_budget_may_prefer_the_largest_lr_within_a_tolerance_of_the_best(prefer_
   cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
   s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(4),
                  trial_lrs=jnp.asarray([0.01, 0.02, 0.1, 0.5, 0.0], jnp.float32),
-                 trial_forecasts=jnp.asarray([0.9, 0.8, 0.95, 0.85, 0.0], jnp.float32),
+                 trial_scores=jnp.asarray([0.9, 0.8, 0.95, 0.85, 0.0], jnp.float32),
                  trial_diverged=jnp.asarray([False, False, False, True, False]))
   # 0.02 is best; 0.1 is within 25% of it; 0.5 too, but it diverged.
   assert float(s.trial_lrs[A.chosen_trial(cfg, s)]) == pytest.approx(want)
@@ -359,7 +360,7 @@ def exploited_lr(cfg, lrs, scores, diverged=None, stage=0):
   diverged = [False] * n if diverged is None else diverged
   pad = lambda xs, dtype: jnp.asarray(list(xs) + [0] * (cfg.num_trials - len(xs)), dtype)
   s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(n - 1), stage=jnp.int32(stage),
-                 trial_lrs=pad(lrs, jnp.float32), trial_forecasts=pad(scores[:-1], jnp.float32),
+                 trial_lrs=pad(lrs, jnp.float32), trial_scores=pad(scores[:-1], jnp.float32),
                  trial_diverged=pad(diverged[:-1], bool))
   ends = signals(cfg, probe_ends=jnp.asarray(True), probe_score=jnp.float32(scores[-1]),
                  probe_diverged=jnp.asarray(diverged[-1]))

@@ -82,7 +82,7 @@ def test_pmap_replicas_with_different_local_losses_agree():
   offsets = jnp.linspace(-0.5, 0.5, 4)  # Mean zero: the mean loss is unchanged.
   lrs, _, state = run_pmap(4, local_loss_offset=offsets)
   assert np.all(lrs == lrs[:, :1])
-  forecasts = np.asarray(state.trial_forecasts)
+  forecasts = np.asarray(state.trial_scores)
   assert np.all(forecasts == forecasts[:1])
 
 

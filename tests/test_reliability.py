@@ -168,7 +168,7 @@ def test_low_precision_params_work_and_controller_stays_float32(dtype):
         np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
   assert params["w"].dtype == dtype and params["b"].dtype == jnp.float32
   s = autolrs_jax.find_state(state)
-  for field in ("learning_rate", "trial_lrs", "trial_forecasts", "probe_losses"):
+  for field in ("learning_rate", "trial_lrs", "trial_scores", "probe_losses"):
     assert getattr(s, field).dtype == jnp.float32, field
   assert s.snapshot_params["w"].dtype == dtype
   assert np.all(np.isfinite(np.asarray(params["w"], np.float32)))
