@@ -26,8 +26,6 @@ from autolrs_jax._multi_steps import MultiStepsMeanState
 from autolrs_jax._readers import bo_observations
 from autolrs_jax._readers import describe
 from autolrs_jax._readers import find_state
-from autolrs_jax._readers import planned_calls
-from autolrs_jax._readers import PlannedCalls
 from autolrs_jax._readers import quiet_calls
 from autolrs_jax._stages import BudgetPlan
 from autolrs_jax._switching import switch_on_plateau
@@ -46,7 +44,6 @@ __all__ = (
     "MultiStepsMeanState",
     "PHASE_NAMES",
     "PROBE",
-    "PlannedCalls",
     "ScheduleRecorder",
     "Segment",
     "SwitchOnPlateauState",
@@ -62,7 +59,6 @@ __all__ = (
     "find_state",
     "multi_steps",
     "null_statistics",
-    "planned_calls",
     "quiet_calls",
     "switch_on_plateau",
     "window_test",

@@ -121,15 +121,11 @@ class Controller(NamedTuple):
   # int32: how many of the following calls are known to end nothing, so that
   # they may run as ``update(..., quiet=True)`` (see known_quiet_calls).
   quiet_calls: jax.Array
-  # int32: when none is quiet, how many of the following calls run the
-  # one-program step before the counts are worth reading again (see
-  # known_busy_calls).
-  busy_calls: jax.Array
 
 
 @_common.packs_scalars(
     counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step", "key_count",
-                          "quiet_calls", "busy_calls")),
+                          "quiet_calls")),
     reals=(jnp.float32, ("stage_loss", "exploit_loss", "exploit_best", "probe_path",
                          "snapshot_norm", "lr_ceiling", "exploit_lr")),
     flags=(bool, ("wants_validation", "restored", "resume_from_snapshot", "drift_bounded")))
@@ -143,7 +139,7 @@ class AutoLRSState(NamedTuple):
   """
 
   # The controller's scalars, one array per group named above.
-  counters: jax.Array  # int32[8]
+  counters: jax.Array  # int32[7]
   reals: jax.Array  # float32[6]
   flags: jax.Array  # bool[4]
   # float32: LR the next update applies, a field of its own, so that
@@ -317,7 +313,6 @@ def init_controller(cfg: AutoLRSConfig, drift_bounded=True) -> Controller:
       key_count=jnp.zeros([], jnp.int32),
       drift_bounded=jnp.asarray(drift_bounded, bool),
       quiet_calls=jnp.asarray(max(cfg.warmup_steps - 1, 0), jnp.int32),
-      busy_calls=jnp.asarray(1 if cfg.warmup_steps else cfg.stages.probe_steps[0], jnp.int32),
   )
 
 
@@ -763,19 +758,6 @@ def known_quiet_calls(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   return jnp.maximum(quiet, 0).astype(jnp.int32)
 
 
-def known_busy_calls(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
-  """How many calls from ``state.count`` on run the one-program step before
-  :func:`known_quiet_calls` can count any: a probe's calls left, its last
-  included (any of them may end it, none is quiet), else 1.
-
-  A loop that reads the counts only then syncs with the device once per
-  probe, not at each of its calls. A probe that ends early leaves the rest
-  to the one-program step, which takes any call.
-  """
-  tau_probe, _ = cfg.stages.lengths(state.stage)
-  return jnp.where(state.phase == PROBE, tau_probe - state.phase_step, 1).astype(jnp.int32)
-
-
 def transition(cfg: AutoLRSConfig, state: Controller, signals: Signals,
                event: int | None = None) -> Controller:
   """Runs the transition of ``event`` (default: this step's, chosen by
@@ -830,8 +812,7 @@ def conclude(cfg: AutoLRSConfig, state: Controller, controller: Controller,
       wants_validation=cfg.stages.is_validation_step(
           controller.stage, controller.phase == PROBE, controller.phase_step),
   )
-  return controller._replace(quiet_calls=known_quiet_calls(cfg, controller),
-                             busy_calls=known_busy_calls(cfg, controller))
+  return controller._replace(quiet_calls=known_quiet_calls(cfg, controller))
 
 
 def finish(measured: Measured, controller: Controller, signals: Signals) -> AutoLRSState:

@@ -4,7 +4,7 @@ Depends on the controllers; neither controller imports it.
 """
 
 import sys
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import numpy as np
@@ -57,57 +57,37 @@ def find_state(tree: Any, kind: Any = _autolrs.AutoLRSState) -> Any:
   return _as_pure(found[0])
 
 
-class PlannedCalls(NamedTuple):
-  """What :func:`planned_calls` reads: how the following update calls may run."""
+def quiet_calls(tree: Any) -> int:
+  """How many of the following update calls are known to end nothing.
 
-  quiet: int  # Calls known to end nothing: run them with ``update(..., quiet=True)``.
-  # When ``quiet`` is 0: calls to run with the one-program step before reading
-  # again (a probe's calls left; 1 otherwise, and always for ExpTest).
-  busy: int
+  Those calls may run as ``update(..., quiet=True)``: a step compiled with no
+  conditional and no loop, the controller's LR applied and its counters
+  advanced (AutoLRS: the warm-up, an exploitation before its last call, the
+  whole anneal; ExpTest: the calls before the one that fills a window). Read
+  it on the host (a sync) after each call run without ``quiet``, then run
+  that many quiet calls::
 
-
-def planned_calls(tree: Any) -> PlannedCalls:
-  """How the following update calls may run, read on the host (one sync).
-
-  ``quiet`` calls are known to end nothing and may run as
-  ``update(..., quiet=True)``: a step compiled with no conditional and no
-  loop, the controller's LR applied and its counters advanced (AutoLRS: the
-  warm-up, an exploitation before its last call, the whole anneal; ExpTest:
-  the calls before the one that fills a window). Else ``busy`` calls run the
-  one-program step before the counts are worth reading again (AutoLRS: the
-  rest of a probe, any call of which may end it). Read after a one-program
-  call once its ``busy`` count is spent::
-
-    quiet_left, busy_left = autolrs_jax.planned_calls(opt_state)
+    quiet_left = autolrs_jax.quiet_calls(opt_state)
     for batch in batches:
       if quiet_left:
         params, opt_state = quiet_step(params, opt_state, batch)  # quiet=True
         quiet_left -= 1
       else:
         params, opt_state = step(params, opt_state, batch)
-        busy_left -= 1
-        if busy_left <= 0:
-          quiet_left, busy_left = autolrs_jax.planned_calls(opt_state)
+        quiet_left = autolrs_jax.quiet_calls(opt_state)
 
-  Only the calls ``quiet`` counts may run quiet: a quiet call cannot start
-  an event, so one run where an event falls (a probe's end, a window's)
-  misses it, and the controller does not recover. The one-program step takes
-  any call. Works for any known controller (``find_state(tree, kind=None)``).
+  Only the calls it counts may run quiet: a quiet call cannot start an
+  event, so one run where an event falls (a probe's end, a window's) misses
+  it, and the controller does not recover. Works for any known controller
+  (``find_state(tree, kind=None)``).
   """
   state = find_state(tree, kind=None)
-  # The packed array to the host, then its entries: indexing on the device
+  # The packed array to the host, then its entry: indexing on the device
   # would dispatch (and first compile) an op at every read.
-  field, names = next((field, names) for field, (_, names) in type(state).packed_scalars.items()
+  field, index = next((field, names.index("quiet_calls"))
+                      for field, (_, names) in type(state).packed_scalars.items()
                       if "quiet_calls" in names)
-  counters = np.asarray(getattr(state, field))
-  busy = int(counters[..., names.index("busy_calls")]) if "busy_calls" in names else 1
-  return PlannedCalls(quiet=int(counters[..., names.index("quiet_calls")]), busy=busy)
-
-
-def quiet_calls(tree: Any) -> int:
-  """How many of the following update calls are known to end nothing
-  (:func:`planned_calls`'s ``quiet``)."""
-  return planned_calls(tree).quiet
+  return int(np.asarray(getattr(state, field))[..., index])
 
 
 def describe(tree: Any) -> dict[str, Any]:

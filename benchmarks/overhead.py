@@ -120,7 +120,7 @@ def whole_runs(quick: bool) -> list[dict]:
 
   For each model and base optimizer: a budget mode's run of its whole
   ``total_steps`` (its probes and events included) and as many ExpTest calls,
-  each through the loop of ``autolrs_jax.planned_calls``; beside it the bare
+  each through the loop of ``autolrs_jax.quiet_calls``; beside it the bare
   optimizer and the bare optimizer in ``optax.apply_if_finite`` (the same
   guarantee that a non-finite update is never applied), the three timed in
   turns of ten calls in one process (:func:`training.time_loops`). Also each
@@ -145,7 +145,7 @@ def whole_runs(quick: bool) -> list[dict]:
         quiet = donated_step(tx, params, pass_value=True, quiet=True)
         first = {"bare": first_call_s(*bare), "if_finite": first_call_s(*guarded),
                  "one_program": first_call_s(*full), "quiet": first_call_s(*quiet)}
-        autolrs_jax.planned_calls(full[2])  # Its first read, as the steps' first calls, untimed.
+        autolrs_jax.quiet_calls(full[2])  # Its first read, as the steps' first calls, untimed.
         timing = training.time_loops({
             "bare": loop(*bare, calls=calls),
             "if_finite": loop(*guarded, calls=calls),

@@ -277,7 +277,7 @@ def whole_runs_section(r) -> list[str]:
   if "whole_runs" not in r:
     return []
   lines = [
-      "Whole runs through the loop of `autolrs_jax.planned_calls` (`overhead.whole_runs`): the "
+      "Whole runs through the loop of `autolrs_jax.quiet_calls` (`overhead.whole_runs`): the "
       "budget mode's whole `total_steps` (its probes and events included; ExpTest as many "
       "calls), the calls it counts run by the step compiled with `update(..., quiet=True)`, "
       "beside the bare base optimizer and the bare one in `optax.apply_if_finite`, the three "
@@ -375,7 +375,7 @@ def whole_runs_sentence(rows) -> str:
     runs = [x for x in rows if x["parameters"] == n and x["mode"] == "budget"]
     cells.append(f"{n:,} parameters " + ", ".join(
         f"{x['base']} {x['ratio_mean']:.2f}× ({x['ratio_mean_if_finite']:.2f}×)" for x in runs))
-  return ("Whole budget-mode runs through the loop of `autolrs_jax.planned_calls` (its probes "
+  return ("Whole budget-mode runs through the loop of `autolrs_jax.quiet_calls` (its probes "
           "included), time ÷ the bare optimizer's (÷ the bare one in `optax.apply_if_finite`): "
           + "; ".join(cells) + ".")
 

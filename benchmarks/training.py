@@ -112,9 +112,9 @@ def make_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batch_siz
 def make_loop_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batch_size: int,
                    *, opt_state, **kwargs):
   """The step of a training loop: :func:`make_step`'s, or for a controller
-  the loop of ``autolrs_jax.planned_calls``: each quiet call it counts taken
-  by the step compiled with ``quiet=True``, the others by the one-program
-  step, after whose busy calls the counts are read on the host.
+  the loop of ``autolrs_jax.quiet_calls``: each call it counts taken by the
+  step compiled with ``quiet=True``, the others by the one-program step,
+  after which the count is read on the host.
 
   Returns ``step(params, opt_state, key) -> (params, opt_state, Record)``.
   """
@@ -126,20 +126,18 @@ def make_loop_step(loss_fn: LossFn, tx: optax.GradientTransformation, data, batc
 
 
 def quiet_calls_loop(step, quiet_step):
-  """``loop_step(params, opt_state, key)``: the loop of ``autolrs_jax.planned_calls``
+  """``loop_step(params, opt_state, key)``: the loop of ``autolrs_jax.quiet_calls``
   over a one-program ``step`` and its ``quiet_step`` (the same signature),
-  counting down the quiet and the busy calls it read after a one-program call."""
-  quiet_left, busy_left = 0, 0
+  counting down the quiet calls it read after the last one-program call."""
+  quiet_left = 0
 
   def loop_step(params, opt_state, key):
-    nonlocal quiet_left, busy_left
+    nonlocal quiet_left
     if quiet_left:
       quiet_left -= 1
       return quiet_step(params, opt_state, key)
     params, opt_state, record = step(params, opt_state, key)
-    busy_left -= 1
-    if busy_left <= 0:
-      quiet_left, busy_left = autolrs_jax.planned_calls(opt_state)
+    quiet_left = autolrs_jax.quiet_calls(opt_state)
     return params, opt_state, record
 
   return loop_step

@@ -87,30 +87,6 @@ def test_quiet_calls_counts_the_planned_calls_of_each_phase():
   assert np.all(counts[phases == autolrs_jax.ANNEAL] > 10**9)
 
 
-def test_busy_calls_count_a_probe_s_calls_left_and_one_elsewhere():
-  tx = autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0, total_steps=200,
-                           warmup_steps=5)
-  state = tx.init(PARAMS)
-  step = jax.jit(lambda p, s: tx.update(jax.grad(quadratic)(p), s, p, value=quadratic(p)))
-  tau_probe = 4  # The plan's 10% of 200 calls over 5 probes, at least min_probe_steps.
-  planned, phases, steps = [], [], []
-  for _ in range(200):
-    c = autolrs_jax.find_state(state)
-    planned.append(autolrs_jax.planned_calls(state))
-    phases.append(int(c.phase))
-    steps.append(int(c.phase_step))
-    _, state = step(PARAMS, state)
-  busy = np.asarray([p.busy for p in planned])
-  phases, steps = np.asarray(phases), np.asarray(steps)
-  probe = phases == autolrs_jax.PROBE
-  assert probe.any()
-  # In a probe: its calls left, its last included (the next read after its end).
-  np.testing.assert_array_equal(busy[probe], tau_probe - steps[probe])
-  assert np.all(busy[~probe] == 1)
-  assert all(p.quiet == autolrs_jax.quiet_calls(state) for p in planned[-1:])
-  assert autolrs_jax.planned_calls(autolrs_jax.exptest(optax.sgd(1.0)).init(PARAMS)).busy == 1
-
-
 def test_exptest_quiet_calls_end_before_the_call_that_fills_a_window():
   tx = autolrs_jax.exptest(optax.sgd(1.0), max_lr=1.0, window=8)
   state = tx.init(PARAMS)
