@@ -88,7 +88,8 @@ class Strategies(NamedTuple):
   # stage, the ended ones in ``trials``; none at or above the unit LR ``ceiling``.
   propose: Callable
   # (trials, stage, trial, score, diverged, calls) -> bool: whether probe
-  # ``trial``, ending with ``score`` after ``calls`` search calls, is the stage's last.
+  # ``trial``, ending with ``score`` at update call ``calls`` (counted from 1,
+  # the warm-up's included), is the stage's last.
   search_ends: Callable
   # (losses, observed, tau_probe, tau) -> (score, diverged): an ended probe's
   # score before a divergence is made pessimistic.

@@ -216,6 +216,36 @@ def untaken_branch_cost(terms: int = 64, repeats: int = 2000) -> dict:
       name: timing[name] | {"allocations": allocations[name]} for name in calls}}
 
 
+def _carrying(tx: optax.GradientTransformation, extra) -> optax.GradientTransformation:
+  """``tx`` whose state also carries ``extra``, each leaf changed at every call
+  (incremented, or negated for booleans), as a controller's scalars are."""
+  bump = lambda e: ~e if e.dtype == bool else e + jnp.ones_like(e)
+
+  def update(updates, state, params=None):
+    updates, inner = tx.update(updates, state[0], params)
+    return updates, (inner, jax.tree.map(bump, state[1]))
+  return optax.GradientTransformation(lambda params: (tx.init(params), extra), update)
+
+
+def state_leaves_cost(steps: int = 500) -> dict:
+  """What AutoLRS's controller scalars cost at every call as leaves of the
+  state: the smallest model's SGD step carrying them packed (one array per
+  dtype, as ``AutoLRSState`` stores them) or one leaf each, against none,
+  timed side by side (:func:`training.time_steps`). XLA:CPU's runtime handles
+  each leaf at every call."""
+  params = mlp_params(WIDTHS["1e4"], jax.random.key(0))
+  state = autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0).init(params)
+  packed = tuple(getattr(state, field) for field in type(state).packed_scalars)
+  one_each = tuple(a[i] for a in packed for i in range(a.shape[0]))
+  sgd = optax.sgd(0.01, momentum=0.9)
+  timing = training.time_steps({
+      "bare": donated_step(sgd, params, pass_value=False),
+      "packed": donated_step(_carrying(sgd, packed), params, pass_value=False),
+      "one_leaf_each": donated_step(_carrying(sgd, one_each), params, pass_value=False),
+  }, steps)
+  return {"scalars": len(one_each), "packed_arrays": len(packed), "timing": timing}
+
+
 def bo_proposal_latency(repeats: int = 20) -> dict:
   """One GP fit + acquisition on 9 observations over the 512-point grid."""
   grid = bo.search_grid(512)
@@ -284,7 +314,8 @@ def measure(steps: int) -> dict:
   return {"device": str(device), "device_kind": device.device_kind,
           "platform": device.platform, "xla_flags": os.environ.get("XLA_FLAGS", ""),
           "batch": BATCH, "rows": rows,
-          "bo_proposal": bo_proposal_latency(), "untaken_branch": untaken_branch_cost()}
+          "bo_proposal": bo_proposal_latency(), "untaken_branch": untaken_branch_cost(),
+          "state_leaves": state_leaves_cost(steps)}
 
 
 def main(out_dir: pathlib.Path, quick: bool, machine: str, name: str | None = None) -> None:

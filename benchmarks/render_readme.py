@@ -330,6 +330,13 @@ def allocations_sentence(r) -> str:
                  f"per call with {u['terms']} reductions in the branch "
                  f"({full['allocations']['total']} buffers), {empty['median_ms'] * 1e3:.1f} µs "
                  f"with an empty one ({empty['allocations']['total']} buffers).")
+  if "state_leaves" in r:
+    v = r["state_leaves"]
+    t = {name: x["median_ms"] * 1e3 for name, x in v["timing"].items()}
+    sentence += (f" AutoLRS's {v['scalars']} controller scalars carried by that step "
+                 f"(`overhead.state_leaves_cost`, median per call): packed into "
+                 f"{v['packed_arrays']} arrays {t['packed']:.0f} µs, one leaf each "
+                 f"{t['one_leaf_each']:.0f} µs, against the bare step's {t['bare']:.0f} µs.")
   return sentence
 
 

@@ -194,6 +194,9 @@ def test_the_readme_s_measurement_commands_run(tmp_path):
   assert {(r["base"], r["mode"]) for r in result["whole_runs"]} == {
       (b, m) for b in overhead.BASES for m in overhead.WHOLE_RUN_MODES}
   assert all(r["timing"]["fast"]["total_s"] > 0 for r in result["whole_runs"])
+  leaves = result["state_leaves"]
+  assert leaves["scalars"] > leaves["packed_arrays"] == 3
+  assert all(t["median_ms"] > 0 for t in leaves["timing"].values())
   bench("step-time", "--steps", "40", "--out", str(tmp_path / "step_time.json"))
   step_time = json.loads((tmp_path / "step_time.json").read_text())
   assert step_time["autolrs"]["first_call_s"] > 0 < step_time["ratio_median"]
