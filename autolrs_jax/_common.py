@@ -138,6 +138,17 @@ def packs_scalars(**groups: tuple[Any, tuple[str, ...]]):
   return decorate
 
 
+def _packed_entry(fields: NamedTuple, name: str, dtype) -> jax.Array:
+  """Field ``name`` of ``fields`` as ``dtype``, refused if of another kind: a
+  float put among the counters would be truncated silently."""
+  value = jnp.asarray(getattr(fields, name))
+  kind = next(k for k in (jnp.bool_, jnp.integer, jnp.floating) if jnp.issubdtype(dtype, k))
+  if not jnp.issubdtype(value.dtype, kind):
+    raise TypeError(f"{type(fields).__name__}.{name} is {value.dtype}, but it is packed as "
+                    f"{jnp.dtype(dtype).name}: give it a value of that kind.")
+  return value.astype(dtype)
+
+
 def pack(state_type, fields: NamedTuple, **trees):
   """A ``state_type`` holding ``fields`` (packed as it declares) and ``trees``."""
   def value(name):
@@ -145,7 +156,7 @@ def pack(state_type, fields: NamedTuple, **trees):
       return trees[name]
     if name in state_type.packed_scalars:
       dtype, names = state_type.packed_scalars[name]
-      return jnp.stack([jnp.asarray(getattr(fields, n), dtype) for n in names], axis=-1)
+      return jnp.stack([_packed_entry(fields, n, dtype) for n in names], axis=-1)
     return getattr(fields, name)
 
   return state_type(*map(value, state_type._fields))

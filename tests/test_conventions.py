@@ -112,6 +112,9 @@ def test_the_controller_is_a_few_leaves_and_reads_back_from_them(name):
   # A stacked state reads as a stack, field by field.
   stacked = jax.tree.map(lambda x: jnp.stack([x, x]), state)
   np.testing.assert_array_equal(stacked.count, [30, 30])
+  # A value of another kind is refused, not cast: 2.5 among the counters would pack as 2.
+  with pytest.raises(TypeError, match="count is float32, but it is packed as int32"):
+    autolrs_jax._common.pack(type(state), controller._replace(count=jnp.float32(2.5)), **trees)
 
 
 # The integers that fix shapes stay static, as optax keeps ``rank`` static.
