@@ -30,7 +30,6 @@ factory chose once (:mod:`autolrs_jax._strategies`). Each call
 """
 
 import functools
-import math
 import numbers
 from typing import Any, NamedTuple
 
@@ -287,7 +286,7 @@ def init_controller(cfg: AutoLRSConfig, drift_bounded=True) -> Controller:
   key, first = jax.random.split(jax.random.key(cfg.seed))
   first_lr = cfg.strategies.initial_lr(first)
   lr = (cfg.warmup_lr / cfg.warmup_steps if cfg.warmup_steps
-        else first_lr * cfg.strategies.probe_factor(jnp.zeros([], jnp.int32), 0))
+        else first_lr * probe_factor(cfg, jnp.zeros([], jnp.int32), 0))
   return Controller(
       count=jnp.zeros([], jnp.int32),
       stage=jnp.zeros([], jnp.int32),
@@ -473,15 +472,10 @@ def trials_of(state: Controller) -> _strategies.Trials:
                             finished_trials(state))
 
 
-def chosen_trial(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
-  """Index of the trial the stage exploits: the lowest score (diverged ones
-  score worst), or as the budget's plan chooses."""
-  return cfg.strategies.choose(trials_of(state), state.stage)[0]
-
-
 def chosen_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
-  """The LR the stage exploits: its chosen trial's, or as the budget's plan
-  refines it (the ladder's vertex)."""
+  """The LR the stage exploits: the trial's with the lowest score (diverged
+  ones score worst), or as the budget's plan chooses and refines it (the
+  largest LR near the best, the ladder's vertex)."""
   return cfg.strategies.choose(trials_of(state), state.stage)[1]
 
 
@@ -564,10 +558,17 @@ def score_probe(cfg: AutoLRSConfig, state: Controller, losses: jax.Array,
   return jnp.clip(value, -_MAX_SCORE, _MAX_SCORE), diverged
 
 
+def probe_factor(cfg: AutoLRSConfig, stage, phase_step) -> jax.Array | float:
+  """The fraction of its trial's LR that probe step ``phase_step`` applies: 1
+  unless the mode shapes its probes (a budget's warm-up or cooldown)."""
+  shape = cfg.strategies.probe_factor
+  return 1.0 if shape is None else shape(stage, phase_step)
+
+
 def probe_lr(cfg: AutoLRSConfig, state: Controller, phase_step) -> jax.Array:
   """The LR of probe step ``phase_step``: its trial's, shaped by the plan's
   warm-up or cooldown."""
-  return state.trial_lrs[state.trial] * cfg.strategies.probe_factor(state.stage, phase_step)
+  return state.trial_lrs[state.trial] * probe_factor(cfg, state.stage, phase_step)
 
 
 def record_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
@@ -591,7 +592,8 @@ def continue_phase(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   next_count = state.count + 2  # The step after the one being taken.
   warm_lr = cfg.warmup_lr * next_count.astype(jnp.float32) / max(cfg.warmup_steps, 1)
   lr = jnp.where(state.phase == WARMUP, warm_lr, state.learning_rate)
-  lr = jnp.where(state.phase == PROBE, probe_lr(cfg, state, state.phase_step + 1), lr)
+  if cfg.strategies.probe_factor is not None:  # Else a probe keeps its trial's LR.
+    lr = jnp.where(state.phase == PROBE, probe_lr(cfg, state, state.phase_step + 1), lr)
   if cfg.strategies.anneal_factor is not None:
     lr = jnp.where(state.phase == ANNEAL, annealed_lr(cfg, state), lr)
   if cfg.exploit_warmup_steps:
@@ -638,7 +640,7 @@ def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals,
                               lr_ceiling_unit(cfg, state))
   return state._replace(
       phase_step=jnp.zeros_like(state.phase_step),
-      learning_rate=(lr * cfg.strategies.probe_factor(state.stage, 0)).astype(jnp.float32),
+      learning_rate=(lr * probe_factor(cfg, state.stage, 0)).astype(jnp.float32),
       trial_lrs=state.trial_lrs.at[state.trial].set(lr),
       probe_losses=jnp.zeros_like(signals.losses),
   )
@@ -720,7 +722,7 @@ def start_stage(cfg: AutoLRSConfig, state: Controller, signals: Signals,
       phase=jnp.asarray(PROBE, jnp.int32),
       trial=jnp.zeros_like(state.trial),
       phase_step=jnp.zeros_like(state.phase_step),
-      learning_rate=(trial_lrs[0] * cfg.strategies.probe_factor(stage, 0)).astype(jnp.float32),
+      learning_rate=(trial_lrs[0] * probe_factor(cfg, stage, 0)).astype(jnp.float32),
       trial_lrs=trial_lrs,
       trial_scores=jnp.zeros_like(state.trial_scores),
       trial_diverged=jnp.zeros_like(state.trial_diverged),

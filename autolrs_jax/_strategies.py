@@ -96,8 +96,9 @@ class Strategies(NamedTuple):
   score: Callable
   # (trials, stage) -> (index, lr): the trial the stage exploits, and its LR.
   choose: Callable
-  # (stage, phase_step) -> factor: the fraction of its trial's LR a probe step applies.
-  probe_factor: Callable
+  # (stage, phase_step) -> factor: the fraction of its trial's LR a probe step
+  # applies (None: every probe step applies its trial's LR).
+  probe_factor: Callable | None
   # (count) -> factor: what the anneal multiplies the LR of call ``count`` by
   # for the next one (None: no anneal).
   anneal_factor: Callable | None
@@ -140,7 +141,7 @@ def paper(space: LRSpace, stages: _stages.StageSchedule, acquisition: str,
   return Strategies(
       slots=slots, initial_lr=space.random, open_stage=open_stage, propose=propose,
       search_ends=search_ends, score=forecast_lib.forecast, choose=_best,
-      probe_factor=lambda stage, phase_step: 1.0, anneal_factor=None, keeps_winning_probe=False)
+      probe_factor=None, anneal_factor=None, keeps_winning_probe=False)
 
 
 def ladder_rungs(space: LRSpace, plan: _stages.BudgetPlan) -> int:
@@ -217,9 +218,9 @@ class _Budget(NamedTuple):
     if self.plan.prefer_larger > 0:
       index = _budget.largest_within(self.plan.prefer_larger, trials.lrs, trials.scores,
                                      trials.diverged, trials.finished)
+      lr = trials.lrs[index]
     else:
-      index = _budget.best_index(trials.scores, trials.finished)
-    lr = trials.lrs[index]
+      index, lr = _best(trials, stage)
     if not (self.ladder and self.plan.ladder_vertex):
       return index, lr
     vertex, ok = _budget.parabola_vertex(trials.lrs, trials.scores, trials.diverged,

@@ -54,8 +54,7 @@ def decaying_probe(cfg, level=1.0):
 def test_continue_counts_the_step_and_keeps_the_probe_record():
   cfg = config()
   s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(1),
-                 learning_rate=jnp.float32(0.3),
-                 trial_lrs=jnp.zeros([cfg.num_trials], jnp.float32).at[0].set(0.3))
+                 learning_rate=jnp.float32(0.3))
   sig = signals(cfg, losses=jnp.arange(cfg.stages.max_tau_probe, dtype=jnp.float32))
   out = A.continue_phase(cfg, s, sig, KEY)
   assert int(out.phase_step) == 2 and float(out.learning_rate) == pytest.approx(0.3)
@@ -344,7 +343,8 @@ def test_budget_may_prefer_the_largest_lr_within_a_tolerance_of_the_best(prefer_
                  trial_scores=jnp.asarray([0.9, 0.8, 0.95, 0.85, 0.0], jnp.float32),
                  trial_diverged=jnp.asarray([False, False, False, True, False]))
   # 0.02 is best; 0.1 is within 25% of it; 0.5 too, but it diverged.
-  assert float(s.trial_lrs[A.chosen_trial(cfg, s)]) == pytest.approx(want)
+  index, _ = cfg.strategies.choose(A.trials_of(s), s.stage)
+  assert float(s.trial_lrs[index]) == pytest.approx(want)
 
 
 

@@ -53,7 +53,7 @@ def test_the_paper_chooses_the_best_score_and_ends_its_search_at_its_last_trial(
   assert int(index) == 1 and float(lr) == pytest.approx(0.02)
   ends = [bool(s.search_ends(t, jnp.int32(0), jnp.int32(i), 0.0, False, 10)) for i in range(3)]
   assert ends == [False, False, True]
-  assert s.probe_factor(jnp.int32(0), 3) == 1.0 and s.anneal_factor is None
+  assert s.probe_factor is None and s.anneal_factor is None  # Probes at their trial's LR.
 
 
 def test_the_paper_proposes_a_new_lr_below_the_ceiling():
