@@ -483,15 +483,18 @@ def keeps_probe(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.
   """Whether the stage's last probe ends as the start of its exploitation.
 
   It does, with a budget's plan that keeps it, when it did not diverge and
-  its LR is the stage's choice: training goes on from it instead of
-  restarting at the snapshot, so its steps count. ``signals`` hold the ended
-  probe's score.
+  its LR is the stage's choice (or, with ``keep_lower_probe``, below it):
+  training goes on from it instead of restarting at the snapshot, so its
+  steps count. ``signals`` hold the ended probe's score.
   """
-  if not cfg.strategies.keeps_winning_probe:
+  strategies = cfg.strategies
+  if not (strategies.keeps_winning_probe or strategies.keeps_lower_probe):
     return jnp.zeros([], bool)
-  recorded = record_trial(cfg, state, signals)
-  return (search_ends(cfg, state, signals) & ~signals.probe_diverged
-          & (chosen_lr(cfg, recorded) == state.trial_lrs[state.trial]))
+  probe, chosen = state.trial_lrs[state.trial], chosen_lr(cfg, record_trial(cfg, state, signals))
+  kept = (probe == chosen) if strategies.keeps_winning_probe else jnp.zeros([], bool)
+  if strategies.keeps_lower_probe is not None:
+    kept |= probe < chosen
+  return search_ends(cfg, state, signals) & ~signals.probe_diverged & kept
 
 
 # --- Act ---------------------------------------------------------------------
@@ -657,10 +660,13 @@ def start_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   finished = finished_trials(state)
   lr = jnp.where(jnp.all(state.trial_diverged | ~finished), cfg.min_lr,
                  chosen_lr(cfg, state)).astype(jnp.float32)
+  warms = ~signals.keeps_probe
+  if cfg.strategies.keeps_lower_probe == "warm":
+    warms |= state.trial_lrs[state.trial - 1] < lr  # Goes on from a lower probe.
   return state._replace(
       phase=jnp.asarray(EXPLOIT, jnp.int32),
       phase_step=jnp.zeros_like(state.phase_step),
-      learning_rate=exploit_start_lr(cfg, lr, from_snapshot=~signals.keeps_probe),
+      learning_rate=exploit_start_lr(cfg, lr, from_snapshot=warms),
       exploit_lr=lr,
       probe_losses=jnp.zeros_like(signals.losses),
   )

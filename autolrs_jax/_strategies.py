@@ -104,6 +104,10 @@ class Strategies(NamedTuple):
   anneal_factor: Callable | None
   # Whether a stage's last probe, if chosen, goes on as its exploitation.
   keeps_winning_probe: bool
+  # Whether a stage's last probe at an LR below the chosen one goes on as
+  # its exploitation at the chosen LR: at once ('hot'), warming up ('warm'),
+  # or not (None).
+  keeps_lower_probe: str | None = None
 
 
 def _best(trials: Trials, stage) -> tuple[jax.Array, jax.Array]:
@@ -294,4 +298,4 @@ def budget(space: LRSpace, stages: _stages.StageSchedule, plan: _stages.BudgetPl
       slots=b.slots, initial_lr=initial_lr, open_stage=b.open_stage, propose=b.propose,
       search_ends=b.search_ends, score=functools.partial(_budget.score, plan), choose=b.choose,
       probe_factor=b.probe_factor, anneal_factor=anneal,
-      keeps_winning_probe=plan.keep_winning_probe)
+      keeps_winning_probe=plan.keep_winning_probe, keeps_lower_probe=plan.keep_lower_probe)

@@ -172,6 +172,16 @@ CANDIDATES = tuple((name, what, FIXED_DRIFT | LINEAR_ANNEAL20 | changes)
     ("log-forecast-per-call", "probes scored by the forecast of their log-loss, with the present "
      "drift bound per call ('log-forecast' ran with the bound for a whole probe)",
      dict(score="log-forecast")),
+    # Neither won (the same LRs held on every seed): 'hot' 1.084x on digits and
+    # 1.046x on MNIST-1D (geometric means of 10 paired seeds; not run on the
+    # LM); 'warm' 0.981x on digits, 1.013x on MNIST-1D, 1.004x on the LM (3
+    # seeds, each worse).
+    ("keep-lower-probe", "the exploitation goes on from the ladder's last probe (the rung below "
+     "the chosen LR), at the chosen LR without the warm-up, instead of restarting at the "
+     "snapshot", dict(keep_lower_probe="hot")),
+    ("keep-lower-probe-warm", "the exploitation goes on from the ladder's last probe (the rung "
+     "below the chosen LR), warming up to the chosen LR as from the snapshot",
+     dict(keep_lower_probe="warm")),
 )
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).

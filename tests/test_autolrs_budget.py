@@ -96,6 +96,7 @@ def test_a_budget_too_small_to_plan_is_refused(plan, total):
     (dict(budget=autolrs_jax.BudgetPlan(first_search="grid")), "first_search"),
     (dict(budget=autolrs_jax.BudgetPlan(ladder_factor=1.0)), "ladder_factor"),
     (dict(budget=autolrs_jax.BudgetPlan(ladder_overrun=0.5)), "ladder_overrun"),
+    (dict(budget=autolrs_jax.BudgetPlan(keep_lower_probe=True)), "keep_lower_probe"),
     (dict(budget=autolrs_jax.BudgetPlan(probe_warmup=1.0)), "probe_warmup"),
     (dict(budget=autolrs_jax.BudgetPlan(probe_warmup=0.5, score="cooldown",
                                         cooldown_fraction=0.5)), "probe_warmup"),
@@ -195,6 +196,40 @@ def test_without_keeping_every_last_probe_restores():
   records, _, _ = run(tx, 300)
   ends = probe_ends(records)
   assert ends and all(restored for restored, _ in ends)
+
+
+def ladder_end(keep_lower_probe=None):
+  """The default ladder on the quadratic: the records around its last probe's end."""
+  plan = autolrs_jax.BudgetPlan(keep_lower_probe=keep_lower_probe)
+  tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
+                           total_steps=TOTAL, budget=plan)
+  records, _, _ = run(tx, 200)
+  ends = [(i, r) for i, r in enumerate(records[:-1])
+          if r["before"].phase == autolrs_jax.PROBE
+          and records[i + 1]["before"].phase == autolrs_jax.EXPLOIT]
+  assert len(ends) == 1
+  i, last = ends[0]
+  return last, records[i + 1]["before"]
+
+
+def test_a_lower_last_probe_goes_on_as_the_exploitation_at_the_chosen_lr():
+  last, first_exploit = ladder_end(keep_lower_probe="hot")
+  probe_lr = last["before"].trial_lrs[last["before"].trial]
+  assert probe_lr < first_exploit.learning_rate  # The ladder's rung below the choice.
+  # Not restored: the probe's update is applied, and the chosen LR at once.
+  restore = last["before"].snapshot_params["w"] - last["params"]["w"]
+  assert not np.allclose(last["updates"]["w"], restore)
+  assert first_exploit.learning_rate == first_exploit.exploit_lr
+  # 'warm': the same, warming up as from the snapshot.
+  last, first_exploit = ladder_end(keep_lower_probe="warm")
+  restore = last["before"].snapshot_params["w"] - last["params"]["w"]
+  assert not np.allclose(last["updates"]["w"], restore)
+  assert first_exploit.learning_rate < first_exploit.exploit_lr
+  # Without it the same probe is restored and the exploitation warms up.
+  last, first_exploit = ladder_end()
+  restore = last["before"].snapshot_params["w"] - last["params"]["w"]
+  np.testing.assert_array_equal(last["updates"]["w"], restore)
+  assert first_exploit.learning_rate < first_exploit.exploit_lr
 
 
 def test_cooldown_probes_decay_their_lr_linearly_over_their_last_steps():
