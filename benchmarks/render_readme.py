@@ -424,7 +424,26 @@ def probes_section(r):
       lines.append(f"| {x['lr']:.3g} | {x['end_val_loss']:.4g} | {x['forecast']:.4g} | "
                    f"{x['end_fit']:.4g} | {x['path_ratio']:.2f}{star} | {cell} |")
     lines.append("")
+  if per_call:
+    lines += [best_peaks_step_sentence(r["tasks"], per_call), ""]
   return lines
+
+
+def best_peaks_step_sentence(tasks, per_call: float) -> str:
+  """The mean step (path ÷ initial norm per call) of each task's best cosine peak's
+  probe, against the bound per call: the bound caps the relative step, so that it
+  holds a task's best peak only if that peak's step is below it."""
+  cells = []
+  for t in tasks:
+    ok = [x for x in t["rungs"] if (c := x["cosine_final_val_loss"]) is not None and c == c]
+    best = min(ok, key=lambda x: x["cosine_final_val_loss"])
+    step = best["path_ratio"] / t["probe_calls"]
+    cells.append(f"{t['task']} ({t['split']}, {t['optimizer']}) {step:.2g} at {best['lr']:.3g}"
+                 + (" ★" if step > per_call else ""))
+  return ("The best cosine peak's probe, its mean step (path ÷ initial norm per call; ★: above "
+          f"the bound of {per_call:g}, so that the ladder cannot hold it): " + "; ".join(cells)
+          + ". A rung's step grows with its LR on every task, so that the bound per call is a "
+          "cap on the LR, at the LR whose step reaches it.")
 
 
 def step_time_sentence(r) -> str:
