@@ -110,11 +110,10 @@ class Controller(NamedTuple):
   # bool: the base optimizer goes on from snapshot_base_state, not base_state
   # (the last update restored the snapshot, or its base state is unusable).
   resume_from_snapshot: jax.Array
-  # uint32: raw data of the PRNG key of call ``key_count``, split once per call
-  # for the random proposals (``jax.random.key_data``: a typed key cannot be
-  # serialised by msgpack). Quiet calls skip their splits; see transition.
+  # uint32: raw data of the run's PRNG key, from ``seed`` (``jax.random.key_data``:
+  # a typed key cannot be serialised by msgpack); call ``count`` draws from
+  # ``fold_in(key, count)`` (see transition).
   key: jax.Array
-  key_count: jax.Array  # int32: the call whose key ``key`` is.
   # bool: max_probe_drift ends this run's probes (BudgetPlan.drift_bound).
   drift_bounded: jax.Array
   # int32: how many of the following calls are known to end nothing, so that
@@ -123,8 +122,7 @@ class Controller(NamedTuple):
 
 
 @_common.packs_scalars(
-    counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step", "key_count",
-                          "quiet_calls")),
+    counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step", "quiet_calls")),
     reals=(jnp.float32, ("stage_loss", "exploit_loss", "exploit_best", "probe_path",
                          "snapshot_norm", "lr_ceiling", "exploit_lr")),
     flags=(bool, ("wants_validation", "restored", "resume_from_snapshot", "drift_bounded")))
@@ -309,7 +307,6 @@ def init_controller(cfg: AutoLRSConfig, drift_bounded=True) -> Controller:
       exploit_lr=jnp.zeros([], jnp.float32),
       resume_from_snapshot=jnp.zeros([], bool),
       key=jax.random.key_data(key),
-      key_count=jnp.zeros([], jnp.int32),
       drift_bounded=jnp.asarray(drift_bounded, bool),
       quiet_calls=jnp.asarray(max(cfg.warmup_steps - 1, 0), jnp.int32),
   )
@@ -742,14 +739,6 @@ TRANSITIONS = (continue_phase, next_trial, start_exploit, start_stage, retry_exp
                start_anneal)
 
 
-def key_of_call(state: Controller) -> jax.Array:
-  """The key data of call ``state.count``: ``state.key`` split once for each
-  call since ``state.key_count``."""
-  def split(_, key):
-    return jax.random.key_data(jax.random.split(jax.random.wrap_key_data(key))[0])
-  return jax.lax.fori_loop(state.key_count, state.count, split, state.key)
-
-
 def known_quiet_calls(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   """How many calls from ``state.count`` on are known to end nothing.
 
@@ -771,32 +760,25 @@ def transition(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   """Runs the transition of ``event`` (default: this step's, chosen by
   :func:`choose_event` under ``lax.switch``); advances the count.
 
-  Every call splits the key once, the first half its successor's key and the
-  second the subkey of its transition; but a quiet call (``event`` is
-  ``CONTINUE``) draws nothing, and its split is left to the next other call,
-  which catches up on all those skipped (:func:`key_of_call`). The splits
-  cost a while loop of kernels on XLA:CPU, which a quiet step need not run;
-  the proposals draw the same keys as with a split at every call.
+  A call's transition draws from ``fold_in(key, count)``: a quiet call (``event``
+  is ``CONTINUE``) draws nothing, and no call depends on which calls before it drew.
   """
   if event == CONTINUE:
-    controller, keyed = continue_phase(cfg, state, signals, None), {}
+    return conclude(cfg, state, continue_phase(cfg, state, signals, None), signals)
+  key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.count)
+  if event is None:
+    branches = [functools.partial(fn, cfg) for fn in TRANSITIONS]
+    controller = jax.lax.switch(choose_event(cfg, state, signals), branches, state, signals, key)
   else:
-    key, subkey = jax.random.split(jax.random.wrap_key_data(key_of_call(state)))
-    if event is None:
-      branches = [functools.partial(fn, cfg) for fn in TRANSITIONS]
-      controller = jax.lax.switch(choose_event(cfg, state, signals), branches,
-                                  state, signals, subkey)
-    else:
-      controller = TRANSITIONS[event](cfg, state, signals, subkey)
-    keyed = {"key": jax.random.key_data(key), "key_count": state.count + 1}
-  return conclude(cfg, state, controller._replace(**keyed), signals)
+    controller = TRANSITIONS[event](cfg, state, signals, key)
+  return conclude(cfg, state, controller, signals)
 
 
 def quiet_transition(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
   """:func:`transition` of a call run quiet (see :func:`known_quiet_calls`):
   :func:`continue_phase`, or :func:`retry_exploit` if the exploitation blew
   up, both computed and selected (a few scalars), no control flow. Neither
-  draws a key, so the skipped split is caught up as after any quiet call."""
+  draws a key."""
   no = jnp.zeros([], bool)
   signals = signals._replace(probe_ends=no, exploit_ends=no, warmup_ends=no)
   continued = continue_phase(cfg, state, signals, None)

@@ -1,5 +1,6 @@
 """The AutoLRS state machine: schedule, restores, compilation, composition."""
 
+import collections
 import inspect
 
 import jax
@@ -169,8 +170,9 @@ def test_validation_from_stage_zero_flags_probes_of_every_stage():
 
 
 def test_validation_value_scores_probes_in_validation_stages():
-  # The validation loss handed in is 5x the training loss: forecasts of
-  # validation stages must see it, those of earlier stages must not.
+  # The validation loss handed in is 5x the training loss: the probes of
+  # validation stages record it at their validation points, those of earlier
+  # stages record the training loss.
   tx = small_tx(validation_points=3)
   params = {"w": jnp.linspace(1.0, 2.0, 5), "b": jnp.array(1.5, jnp.float32)}
   state = tx.init(params)
@@ -183,16 +185,21 @@ def test_validation_value_scores_probes_in_validation_stages():
     updates, state = tx.update(grads, state, params, value=loss, validation_value=val)
     return optax.apply_updates(params, updates), state, loss
 
-  ratio = {}
+  # Per stage: (probe loss recorded / training loss, whether the call validated).
+  recorded = collections.defaultdict(list)
   for _ in range(2 * (6 + 10) + 2 * (12 + 20) + 12):
-    before = autolrs_jax.describe(state)
+    before = autolrs_jax.find_state(state)
     params, state, loss = step(params, state)
-    if before["phase"] == "probe" and before["phase_step"] == 0 and before["trial"] == 0:
-      start_loss = float(loss)
-    if before["phase"] == "probe" and before["trial"] == 0 and autolrs_jax.describe(state)["trial"] == 1:
-      ratio[before["stage"]] = float(autolrs_jax.find_state(state).trial_scores[0]) / start_loss
-  assert ratio[0] < 1.0 and ratio[1] < 1.0
-  assert ratio[2] > 2.0
+    after = autolrs_jax.find_state(state)
+    if int(before.phase) == autolrs_jax.PROBE and int(after.phase_step) > 0:  # Not its last.
+      stored = float(after.probe_losses[int(before.phase_step)])
+      recorded[int(before.stage)].append((stored / float(loss), bool(before.wants_validation)))
+  for stage in (0, 1):  # Training losses only.
+    assert recorded[stage] and all(r == pytest.approx(1.0) and not v for r, v in recorded[stage])
+  # From stage 2 (the first at tau_max) the validation points record the
+  # validation loss; the calls between them are not scored.
+  validated = [r for r, v in recorded[2] if v]
+  assert validated and all(r == pytest.approx(5.0) for r in validated)
 
 
 def test_diverging_probes_are_contained():

@@ -300,22 +300,24 @@ def test_a_probe_ends_as_diverged_when_its_step_would_pass_the_drift_limit():
   assert bool(far.diverged_now) and bool(far.probe_ends)
 
 
-def test_quiet_calls_leave_the_key_and_the_next_event_catches_up_on_their_splits():
+def test_a_call_draws_from_its_count_whatever_the_calls_before_it_drew():
   cfg = config()
-  split = lambda data: A.jax.random.split(A.jax.random.wrap_key_data(data))
-  s = controller(cfg, phase=jnp.int32(A.PROBE))
+  exploiting = dict(phase=jnp.int32(A.EXPLOIT), learning_rate=jnp.float32(0.1))
+  s = controller(cfg, **exploiting)
   for _ in range(3):
     s = A.transition(cfg, s, signals(cfg), A.CONTINUE)
-  assert int(s.count) == 3 and int(s.key_count) == 0
-  assert np.array_equal(s.key, controller(cfg).key)
-  # Call 3 draws what a split at every call would: the key after three splits.
-  eager = controller(cfg).key
-  for _ in range(3):
-    eager = A.jax.random.key_data(split(eager)[0])
-  assert np.array_equal(A.key_of_call(s), eager)
-  ended = A.transition(cfg, s, signals(cfg), A.NEXT_TRIAL)
-  assert int(ended.key_count) == int(ended.count) == 4
-  assert np.array_equal(ended.key, A.jax.random.key_data(split(eager)[0]))
+  opened = A.transition(cfg, s, signals(cfg), A.START_STAGE)
+  # The same as a controller that arrives at call 3 without the quiet calls.
+  direct = A.transition(cfg, controller(cfg, count=jnp.int32(3), **exploiting), signals(cfg),
+                        A.START_STAGE)
+  np.testing.assert_array_equal(opened.trial_lrs, direct.trial_lrs)
+  key = A.jax.random.fold_in(A.jax.random.wrap_key_data(controller(cfg).key), 3)
+  assert float(opened.trial_lrs[0]) == float(cfg.strategies.open_stage(
+      jnp.int32(1), jnp.float32(0.1), s.lr_ceiling, key)[0])
+  assert np.array_equal(opened.key, controller(cfg).key)  # The key itself never changes.
+  later = A.transition(cfg, controller(cfg, count=jnp.int32(4), **exploiting), signals(cfg),
+                       A.START_STAGE)
+  assert float(later.trial_lrs[0]) != float(opened.trial_lrs[0])
 
 
 def test_advance_scores_an_ended_probe_and_only_counts_a_quiet_step():

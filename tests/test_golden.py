@@ -15,7 +15,10 @@ parameters moved by at most 1.2e-6 relative, and no decision changed.
 
 Re-recorded since: ``autolrs.npz`` in issue 26, when the paper's mode took the
 drift bound per probe call (``drift_per_call=0.027``), which ends this run's
-short probes at other steps.
+short probes at other steps; ``autolrs.npz`` again in issue 28, when a call's
+random draws became ``fold_in(key, count)`` instead of a key split at every
+call (the later stages' first probes are drawn from other keys; the budget's
+ladder and ExpTest draw nothing, and their runs are unchanged).
 """
 
 import os
