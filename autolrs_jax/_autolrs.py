@@ -112,7 +112,7 @@ class Controller(NamedTuple):
   resume_from_snapshot: jax.Array
   # uint32: raw data of the run's PRNG key, from ``seed`` (``jax.random.key_data``:
   # a typed key cannot be serialised by msgpack); call ``count`` draws from
-  # ``fold_in(key, count)`` (see transition).
+  # ``fold_in(key, count)`` (see start_stage).
   key: jax.Array
   # bool: max_probe_drift ends this run's probes (BudgetPlan.drift_bound).
   drift_bounded: jax.Array
@@ -582,13 +582,11 @@ def record_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Con
   )
 
 
-# --- Transitions: (cfg, controller, signals, key) -> controller --------------
+# --- Transitions: (cfg, controller, signals) -> controller -------------------
 
 
-def continue_phase(cfg: AutoLRSConfig, state: Controller, signals: Signals,
-                   key: jax.Array) -> Controller:
+def continue_phase(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
   """Nothing ends: one more step of the phase (the warm-up's LR ramps up)."""
-  del key
   next_count = state.count + 2  # The step after the one being taken.
   warm_lr = cfg.warmup_lr * next_count.astype(jnp.float32) / max(cfg.warmup_steps, 1)
   lr = jnp.where(state.phase == WARMUP, warm_lr, state.learning_rate)
@@ -612,10 +610,9 @@ def annealed_lr(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   return state.learning_rate * cfg.strategies.anneal_factor(state.count)
 
 
-def start_anneal(cfg: AutoLRSConfig, state: Controller, signals: Signals,
-                 key: jax.Array) -> Controller:
+def start_anneal(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
   """The last stage's exploitation ended: anneal its LR to zero."""
-  del cfg, signals, key
+  del cfg, signals
   return state._replace(phase=jnp.asarray(ANNEAL, jnp.int32),
                         phase_step=jnp.zeros_like(state.phase_step))
 
@@ -628,13 +625,11 @@ def lr_ceiling_unit(cfg: AutoLRSConfig, state: Controller) -> jax.Array:
   return jnp.minimum(ceiling, cfg.space.to_unit(state.lr_ceiling))
 
 
-def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals,
-               key: jax.Array) -> Controller:
+def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
   """A probe ended and another follows: record it, propose the next LR.
 
   An LR that diverged rules out every larger one for the rest of the stage.
   """
-  del key
   state = record_trial(cfg, state, signals)
   lr = cfg.strategies.propose(trials_of(state), state.stage, state.trial,
                               lr_ceiling_unit(cfg, state))
@@ -646,13 +641,11 @@ def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   )
 
 
-def start_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
-                  key: jax.Array) -> Controller:
+def start_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
   """The last probe ended: train at the LR with the lowest forecast.
 
   If every probe diverged, the stage trains at ``min_lr``.
   """
-  del key
   state = record_trial(cfg, state, signals)
   finished = finished_trials(state)
   lr = jnp.where(jnp.all(state.trial_diverged | ~finished), cfg.min_lr,
@@ -682,8 +675,7 @@ def exploit_start_lr(cfg: AutoLRSConfig, lr, from_snapshot) -> jax.Array:
   return jnp.where(from_snapshot, warming_lr(cfg, lr, 0), lr).astype(jnp.float32)
 
 
-def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
-                  key: jax.Array) -> Controller:
+def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
   """The exploitation blew up: restart it from the snapshot at a smaller LR.
 
   The failed LR counts as diverged, and no later stage probes it or above
@@ -691,7 +683,7 @@ def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   probed that did not diverge, or a tenth of the failed one (at least
   ``min_lr``) when none is left.
   """
-  del signals, key
+  del signals
   failed = state.exploit_lr  # Its LR once warmed up.
   diverged = state.trial_diverged | (state.trial_lrs >= failed)
   finished = finished_trials(state)
@@ -708,14 +700,16 @@ def retry_exploit(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   )
 
 
-def start_stage(cfg: AutoLRSConfig, state: Controller, signals: Signals,
-                key: jax.Array) -> Controller:
+def start_stage(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
   """An exploitation (or the warm-up) ended: a new stage's first probe.
 
   Its LR is random (below ``lr_ceiling``); with a budget, as its plan opens
   a stage (:attr:`autolrs_jax._strategies.Strategies.open_stage`: the
-  ladder's first rung, or random near the incumbent).
+  ladder's first rung, or random near the incumbent). The draw's key is
+  ``fold_in(key, count)``: it depends on the call alone, not on which calls
+  before it drew.
   """
+  key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.count)
   is_new_stage = state.phase == EXPLOIT  # Else warm-up just ended.
   stage = state.stage + is_new_stage.astype(jnp.int32)
   held_lr = jnp.where(is_new_stage, state.learning_rate, 0.0)
@@ -760,29 +754,25 @@ def transition(cfg: AutoLRSConfig, state: Controller, signals: Signals,
   """Runs the transition of ``event`` (default: this step's, chosen by
   :func:`choose_event` under ``lax.switch``); advances the count.
 
-  A call's transition draws from ``fold_in(key, count)``: a quiet call (``event``
-  is ``CONTINUE``) draws nothing, and no call depends on which calls before it drew.
   """
   if event == CONTINUE:
-    return conclude(cfg, state, continue_phase(cfg, state, signals, None), signals)
-  key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.count)
+    return conclude(cfg, state, continue_phase(cfg, state, signals), signals)
   if event is None:
     branches = [functools.partial(fn, cfg) for fn in TRANSITIONS]
-    controller = jax.lax.switch(choose_event(cfg, state, signals), branches, state, signals, key)
+    controller = jax.lax.switch(choose_event(cfg, state, signals), branches, state, signals)
   else:
-    controller = TRANSITIONS[event](cfg, state, signals, key)
+    controller = TRANSITIONS[event](cfg, state, signals)
   return conclude(cfg, state, controller, signals)
 
 
 def quiet_transition(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
   """:func:`transition` of a call run quiet (see :func:`known_quiet_calls`):
   :func:`continue_phase`, or :func:`retry_exploit` if the exploitation blew
-  up, both computed and selected (a few scalars), no control flow. Neither
-  draws a key."""
+  up, both computed and selected (a few scalars), no control flow."""
   no = jnp.zeros([], bool)
   signals = signals._replace(probe_ends=no, exploit_ends=no, warmup_ends=no)
-  continued = continue_phase(cfg, state, signals, None)
-  retried = retry_exploit(cfg, state, signals, None)
+  continued = continue_phase(cfg, state, signals)
+  retried = retry_exploit(cfg, state, signals)
   controller = jax.tree.map(lambda r, c: jnp.where(signals.exploit_blows_up, r, c),
                             retried, continued)
   return conclude(cfg, state, controller, signals)

@@ -147,7 +147,7 @@ def data_parallel_section(results):
   """``results`` maps file names data_parallel_<mode>_<devices>.json to their rows."""
   lines = [
       "### Data parallelism (`XLA_FLAGS=--xla_force_host_platform_device_count=8 python "
-      "examples/data_parallel.py --steps 1000 --devices D [--sharding] --out results`)",
+      "-m examples.data_parallel --steps 1000 --devices D [--sharding] --out results`)",
       "",
       "MNIST-1D CNN, global batch 256, 1000 update calls; 8 devices are *emulated* on this "
       "machine's 2 CPU cores, so more devices cannot be faster here — the table shows the cost "

@@ -10,7 +10,6 @@ from autolrs_jax import _stages
 from autolrs_jax import forecast
 
 NUM_TRIALS, TAU, TAU_PROBE = 3, 20, 4
-KEY = A.jax.random.key(0)
 
 
 def config(**kw):
@@ -56,7 +55,7 @@ def test_continue_counts_the_step_and_keeps_the_probe_record():
   s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(1),
                  learning_rate=jnp.float32(0.3))
   sig = signals(cfg, losses=jnp.arange(cfg.stages.max_tau_probe, dtype=jnp.float32))
-  out = A.continue_phase(cfg, s, sig, KEY)
+  out = A.continue_phase(cfg, s, sig)
   assert int(out.phase_step) == 2 and float(out.learning_rate) == pytest.approx(0.3)
   np.testing.assert_array_equal(out.probe_losses, sig.losses)
 
@@ -64,7 +63,7 @@ def test_continue_counts_the_step_and_keeps_the_probe_record():
 def test_continue_ramps_the_warmup_lr_for_the_next_step():
   cfg = config(warmup_steps=4, warmup_lr=0.8)
   s = controller(cfg, phase=jnp.int32(A.WARMUP), count=jnp.int32(1))
-  out = A.continue_phase(cfg, s, signals(cfg), KEY)
+  out = A.continue_phase(cfg, s, signals(cfg))
   assert float(out.learning_rate) == pytest.approx(0.8 * 3 / 4)  # Step 2 of 4 applies it.
 
 
@@ -76,7 +75,7 @@ def test_next_trial_records_the_forecast_and_proposes_below_a_diverged_lr():
                  trial_scores=jnp.asarray([7.0, 0.0, 0.0], jnp.float32),
                  trial_diverged=jnp.asarray([True, False, False]))
   probe = decaying_probe(cfg)
-  out = A.next_trial(cfg, s, ended_probe(cfg, s, **probe), KEY)
+  out = A.next_trial(cfg, s, ended_probe(cfg, s, **probe))
   assert int(out.trial) == 2 and int(out.phase_step) == 0
   want, _ = forecast.forecast(probe["losses"], probe["observed"], TAU_PROBE, TAU)
   assert float(out.trial_scores[1]) == float(want) < float(probe["losses"][TAU_PROBE - 1])
@@ -92,7 +91,7 @@ def test_next_trial_scores_a_diverged_probe_as_the_worst_loss_seen():
   s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(1),
                  trial_scores=jnp.asarray([3.0, 0.0, 0.0], jnp.float32))
   probe = decaying_probe(cfg)
-  out = A.next_trial(cfg, s, ended_probe(cfg, s, diverged_now=True, **probe), KEY)
+  out = A.next_trial(cfg, s, ended_probe(cfg, s, diverged_now=True, **probe))
   assert bool(out.trial_diverged[1])
   assert float(out.trial_scores[1]) == 3.0  # Worse than any loss of the probe itself.
 
@@ -103,7 +102,7 @@ def test_start_exploit_takes_the_lowest_forecast():
                  trial_lrs=jnp.asarray([0.1, 0.02, 0.3], jnp.float32),
                  trial_scores=jnp.asarray([0.9, 0.7, 0.0], jnp.float32))
   probe = decaying_probe(cfg, level=4.0)  # Forecast far above the others.
-  out = A.start_exploit(cfg, s, ended_probe(cfg, s, **probe), KEY)
+  out = A.start_exploit(cfg, s, ended_probe(cfg, s, **probe))
   assert int(out.phase) == A.EXPLOIT and int(out.phase_step) == 0
   assert float(out.trial_scores[2]) > 0.9
   assert float(out.learning_rate) == pytest.approx(0.02)
@@ -114,8 +113,7 @@ def test_start_exploit_falls_back_to_min_lr_when_every_probe_diverged():
   s = controller(cfg, phase=jnp.int32(A.PROBE), trial=jnp.int32(NUM_TRIALS - 1),
                  trial_lrs=jnp.asarray([0.1, 0.2, 0.3], jnp.float32),
                  trial_diverged=jnp.asarray([True, True, False]))
-  out = A.start_exploit(cfg, s, ended_probe(cfg, s, diverged_now=True, **decaying_probe(cfg)),
-                        KEY)
+  out = A.start_exploit(cfg, s, ended_probe(cfg, s, diverged_now=True, **decaying_probe(cfg)))
   assert float(out.learning_rate) == pytest.approx(cfg.min_lr)
 
 
@@ -132,7 +130,7 @@ def test_retry_exploit_restarts_at_a_smaller_lr(diverged, want):
                  trial_lrs=jnp.asarray([0.01, 0.02, 0.3], jnp.float32),
                  trial_scores=jnp.asarray([0.8, 0.6, 0.1], jnp.float32),
                  trial_diverged=jnp.asarray(diverged))
-  out = A.retry_exploit(cfg, s, signals(cfg), KEY)
+  out = A.retry_exploit(cfg, s, signals(cfg))
   assert int(out.phase) == A.EXPLOIT and int(out.phase_step) == 0
   assert float(out.learning_rate) == pytest.approx(want)
   assert bool(out.trial_diverged[2])  # The failed LR counts as diverged.
@@ -144,7 +142,7 @@ def test_start_stage_opens_a_stage_at_a_random_lr(phase, stage_after):
   s = controller(cfg, phase=jnp.int32(phase), stage=jnp.int32(2), trial=jnp.int32(3),
                  phase_step=jnp.int32(5), trial_scores=jnp.ones([NUM_TRIALS]),
                  trial_diverged=jnp.ones([NUM_TRIALS], bool))
-  out = A.start_stage(cfg, s, signals(cfg), KEY)
+  out = A.start_stage(cfg, s, signals(cfg))
   assert int(out.stage) == stage_after and int(out.phase) == A.PROBE
   assert int(out.trial) == 0 and int(out.phase_step) == 0
   lr = float(out.learning_rate)
@@ -278,15 +276,15 @@ def test_a_blown_up_exploitation_caps_the_lrs_of_later_stages():
                  trial=jnp.int32(NUM_TRIALS),
                  trial_lrs=jnp.asarray([0.01, 0.02, 0.3], jnp.float32),
                  trial_scores=jnp.asarray([0.8, 0.6, 0.1], jnp.float32))
-  retried = A.retry_exploit(cfg, s, signals(cfg), KEY)
+  retried = A.retry_exploit(cfg, s, signals(cfg))
   assert float(retried.lr_ceiling) == pytest.approx(0.3)
   assert float(A.init_controller(cfg).lr_ceiling) == np.inf
   # The next stages' random first probes and BO proposals stay below it.
-  for key in A.jax.random.split(KEY, 20):
-    opened = A.start_stage(cfg, retried, signals(cfg), key)
+  for count in range(20):  # Each call draws from its own key.
+    opened = A.start_stage(cfg, retried._replace(count=jnp.int32(count)), signals(cfg))
     assert float(opened.learning_rate) < 0.3
     probe = decaying_probe(cfg)
-    ended = A.next_trial(cfg, opened, ended_probe(cfg, opened, **probe), key)
+    ended = A.next_trial(cfg, opened, ended_probe(cfg, opened, **probe))
     assert float(ended.learning_rate) < 0.3
 
 
@@ -366,7 +364,7 @@ def exploited_lr(cfg, lrs, scores, diverged=None, stage=0):
                  trial_diverged=pad(diverged[:-1], bool))
   ends = signals(cfg, probe_ends=jnp.asarray(True), probe_score=jnp.float32(scores[-1]),
                  probe_diverged=jnp.asarray(diverged[-1]))
-  return float(A.start_exploit(cfg, s, ends, KEY).exploit_lr)  # Once warmed up.
+  return float(A.start_exploit(cfg, s, ends).exploit_lr)  # Once warmed up.
 
 
 def test_the_ladder_exploits_the_vertex_of_the_parabola_through_its_best_rungs():

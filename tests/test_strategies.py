@@ -130,9 +130,9 @@ def test_a_strategy_replaced_in_the_config_changes_what_the_state_machine_does()
       warmup_ends=jnp.asarray(False), skip=jnp.asarray(False), stage_loss=jnp.float32(1.0),
       exploit_loss=jnp.float32(1.0), exploit_best=jnp.float32(1.0), probe_score=score,
       probe_diverged=diverged, keeps_probe=jnp.asarray(False), probe_path=jnp.float32(0.0))
-  assert float(A.start_exploit(cfg, s, sig, KEY).learning_rate) == pytest.approx(0.02)
+  assert float(A.start_exploit(cfg, s, sig).learning_rate) == pytest.approx(0.02)
   custom = cfg._replace(strategies=cfg.strategies._replace(choose=largest))
-  assert float(A.start_exploit(custom, s, sig, KEY).learning_rate) == pytest.approx(0.3)
+  assert float(A.start_exploit(custom, s, sig).learning_rate) == pytest.approx(0.3)
   # So is the score: the forecast here, the probe's last loss there.
   last_loss = lambda losses, observed, tau_probe, tau: (losses[tau_probe - 1], jnp.asarray(False))
   want, _ = forecast.forecast(losses, observed, 4, 20)
