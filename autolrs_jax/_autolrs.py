@@ -843,14 +843,11 @@ def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured, validat
 
 def _losses(cfg: AutoLRSConfig, state: Controller, value, validation_value):
   """``(value, score, validating)``: the loss, and what scores this step's probe."""
-  value = _common.check_loss(value, "value", "autolrs")
+  value = _common.check_loss(value, "value", "autolrs", cfg.axis_name)
   validating = validation_value is not None
   if validating:
-    validation_value = _common.check_loss(validation_value, "validation_value", "autolrs")
-  if cfg.axis_name is not None:
-    value = jax.lax.pmean(value, cfg.axis_name)
-    if validating:
-      validation_value = jax.lax.pmean(validation_value, cfg.axis_name)
+    validation_value = _common.check_loss(validation_value, "validation_value", "autolrs",
+                                          cfg.axis_name)
   score = value
   if validating:
     score = jnp.where(state.wants_validation, validation_value, value)

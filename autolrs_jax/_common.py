@@ -11,8 +11,10 @@ import optax
 T = TypeVar("T")
 
 
-def check_loss(value, name: str, controller: str) -> jax.Array:
-  """The ``value=``-style loss of an update call, as a float32 scalar.
+def check_loss(value, name: str, controller: str, axis_name: str | None = None) -> jax.Array:
+  """The ``value=``-style loss of an update call, as a float32 scalar, its mean
+  over the devices of ``axis_name`` when given (data parallelism: each
+  replica's decision must be the same).
 
   Raises at trace time, naming the argument: a controller cannot run without
   the loss of the current step.
@@ -27,7 +29,8 @@ def check_loss(value, name: str, controller: str) -> jax.Array:
     raise ValueError(f"{name} must be a scalar, got shape {value.shape}.")
   if not jnp.issubdtype(value.dtype, jnp.floating):
     raise ValueError(f"{name} must be a floating-point scalar, got {value.dtype}.")
-  return value.astype(jnp.float32)
+  value = value.astype(jnp.float32)
+  return value if axis_name is None else jax.lax.pmean(value, axis_name)
 
 
 def rarely(event: jax.Array, compute: Callable[[], T], otherwise: T) -> T:

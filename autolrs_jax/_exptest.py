@@ -528,9 +528,7 @@ def exptest(
 
   def update_fn(updates, state, params=None, *, value=None, quiet=False, **extra_args):
     quiet = _common.check_quiet(quiet, "exptest")
-    value = _common.check_loss(value, "value", "exptest")
-    if cfg.axis_name is not None:
-      value = jax.lax.pmean(value, cfg.axis_name)
+    value = _common.check_loss(value, "value", "exptest", cfg.axis_name)
     controller = state.controller
     smoothed, exploded = smooth_loss(cfg, controller, value)
     # A bad loss is known before the base optimizer runs: it gets a zero gradient.
