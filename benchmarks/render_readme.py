@@ -409,7 +409,7 @@ def probes_section(r):
            "loss; bold: the best peak).", ""]
   for t in r["tasks"]:
     limit = per_call * t["probe_calls"] if per_call else r["drift_bound"]
-    cosines = [c for x in t["rungs"] if (c := x["cosine_final_val_loss"]) is not None and c == c]
+    best = best_cosine_rung(t["rungs"])["cosine_final_val_loss"]
     budget = f"budget {t['budget']}, " if "budget" in t else ""
     lines += [f"**{t['task']}** ({t['split']} task, {t['optimizer']}, {budget}probes of "
               f"{t['probe_calls']} calls, drift bound {limit:.3g}, horizon {t['horizon']}, "
@@ -419,7 +419,7 @@ def probes_section(r):
     for x in t["rungs"]:
       c = x["cosine_final_val_loss"]
       cell = ("—" if c is None else "diverged" if c != c
-              else f"**{c:.4g}**" if c == min(cosines) else f"{c:.4g}")
+              else f"**{c:.4g}**" if c == best else f"{c:.4g}")
       star = " ★" if x["path_ratio"] > limit else ""
       lines.append(f"| {x['lr']:.3g} | {x['end_val_loss']:.4g} | {x['forecast']:.4g} | "
                    f"{x['end_fit']:.4g} | {x['path_ratio']:.2f}{star} | {cell} |")
@@ -429,14 +429,20 @@ def probes_section(r):
   return lines
 
 
+def best_cosine_rung(rungs) -> dict:
+  """The rung whose peak gave the benchmark's cosine its lowest final validation
+  loss (a rung without a cosine run, or whose cosine diverged, is none)."""
+  ran = [x for x in rungs if (c := x["cosine_final_val_loss"]) is not None and c == c]
+  return min(ran, key=lambda x: x["cosine_final_val_loss"])
+
+
 def best_peaks_step_sentence(tasks, per_call: float) -> str:
   """The mean step (path ÷ initial norm per call) of each task's best cosine peak's
   probe, against the bound per call: the bound caps the relative step, so that it
   holds a task's best peak only if that peak's step is below it."""
   cells = []
   for t in tasks:
-    ok = [x for x in t["rungs"] if (c := x["cosine_final_val_loss"]) is not None and c == c]
-    best = min(ok, key=lambda x: x["cosine_final_val_loss"])
+    best = best_cosine_rung(t["rungs"])
     step = best["path_ratio"] / t["probe_calls"]
     cells.append(f"{t['task']} ({t['split']}, {t['optimizer']}) {step:.2g} at {best['lr']:.3g}"
                  + (" ★" if step > per_call else ""))

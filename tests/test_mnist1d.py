@@ -1,5 +1,6 @@
 """End to end: the Flax NNX CNN on MNIST-1D under AutoLRS, against a fixed LR."""
 
+import numpy as np
 import optax
 import pytest
 from flax import nnx
@@ -27,16 +28,10 @@ def train(data, tx, steps, **kw):
 
 
 def retried_calls(history) -> int:
-  """Calls of exploitations that blew up and were restarted from their snapshot."""
-  undone, start = 0, None
-  for i, (phase, restored) in enumerate(zip(history.phase, history.restored)):
-    if phase != autolrs_jax.EXPLOIT:
-      start = None
-      continue
-    start = i if start is None else start
-    if restored:
-      undone, start = undone + i - start + 1, None
-  return undone
+  """Calls of exploitations that blew up and were restarted from their snapshot:
+  the exploitation calls the final parameters do not carry."""
+  kept = autolrs_jax._export.kept_calls(history.phase, history.stage, history.restored)
+  return int(np.sum(~kept & (history.phase == autolrs_jax.EXPLOIT)))
 
 
 @pytest.mark.slow
