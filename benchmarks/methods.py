@@ -31,6 +31,9 @@ class Method(NamedTuple):
   build: Callable[[Task, int, int, float | None], optax.GradientTransformation]
   passes_value: bool = False  # update(..., value=loss)
   schedule_free: bool = False  # Evaluate at schedule_free_eval_params.
+  # Draw the minibatches from another key than the seed's (the initialisation
+  # stays the seed's): the noise floor of a paired comparison.
+  other_batches: bool = False
 
 
 def _autolrs(optimizer: str):
@@ -305,6 +308,10 @@ METHODS = {m.name: m for m in (
     *(Method(f"autolrs-budget:{name}", AUTO, f"candidate: {what}",
              _autolrs_budget(**changes), passes_value=True)
       for name, what, changes in CANDIDATES),
+    Method("autolrs-budget:other-batches", AUTO,
+           "noise floor: the full method with its minibatches drawn in another order (the "
+           "same initialisation); a variant's ratio within this one's is what a shift of a "
+           "few calls does alone", _autolrs_budget(), passes_value=True, other_batches=True),
     Method("exptest", AUTO, "ExpTest-style tests on the loss curve, from the range's bottom",
            _exptest, passes_value=True),
     Method("lrbench-switch", AUTO, "LRBench's switching among FIX at the grid's LRs on "

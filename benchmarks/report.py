@@ -126,6 +126,9 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
           "speedup": _median_range(speedups),
           "wall_seconds": _median_range([r["wall_seconds"] for r in mine]),
           "probe_fraction": _median_range([r.get("probe_fraction") for r in mine]),
+          # AutoLRS: the LR each stage's exploitation held, per seed.
+          "held_lrs": {str(r["seed"]): [s["exploited_lr"] for s in r["bo_stages"]]
+                       for r in mine if r.get("bo_stages")},
           # Update calls spent before this method's run can start (a grid of
           # the same budget), on top of its own.
           "tuning_steps": tuning_runs * steps,
@@ -256,7 +259,9 @@ PAPER_MODES = ("autolrs-sgd", "autolrs-adam")
 CHOICE_LEGEND = (
     "Medians over seeds of the final validation loss. ✓/✗: at or below the cosine and the "
     "LR-free peers, within 2% with the range 10× wider on each side, the paper mode's worst seed "
-    "within 2× of the cosine's on that seed.")
+    "within 2× of the cosine's on that seed. Same LRs: the seeds on which the wide range's "
+    "run held the default range's LRs in every stage (its calls then differ only by the "
+    "extra rungs it probed).")
 
 
 def _median(row: dict[str, Any] | None) -> float | None:
@@ -268,6 +273,19 @@ def _ratio(row: dict[str, Any] | None, other: dict[str, Any] | None) -> float | 
   if _median(row) is None or _median(other) in (None, 0.0):
     return None
   return _median(row) / _median(other)
+
+
+def same_held_lrs(row: dict[str, Any] | None,
+                  other: dict[str, Any] | None) -> tuple[int, int] | None:
+  """``(same, seeds)``: on how many of the seeds both ran ``row`` held the same
+  LR as ``other`` in every stage (to float32 rounding); None without both."""
+  if row is None or other is None or not row.get("held_lrs") or not other.get("held_lrs"):
+    return None
+  seeds = sorted(set(row["held_lrs"]) & set(other["held_lrs"]))
+  same = sum(len(row["held_lrs"][s]) == len(other["held_lrs"][s]) and all(
+      abs(a - b) <= 1e-6 * abs(b) for a, b in zip(row["held_lrs"][s], other["held_lrs"][s]))
+             for s in seeds)
+  return same, len(seeds)
 
 
 def choice_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -289,6 +307,7 @@ def choice_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
         "versus_cosine": _ratio(budget, cosine),
         "versus_peers": {p: _ratio(budget, rows.get(p)) for p in LR_FREE_PEERS},
         "wide_versus_default": _ratio(rows.get("autolrs-budget-wide"), budget),
+        "wide_same_lrs": same_held_lrs(rows.get("autolrs-budget-wide"), budget),
         "paper_worst_versus_cosine": {
             m: rows[m]["versus_cosine"]["max"] if m in rows and rows[m]["versus_cosine"] else None
             for m in PAPER_MODES},
@@ -313,6 +332,8 @@ def choice_markdown(summary: dict[str, Any]) -> list[str]:
     peers = [cell(r["versus_peers"][p], None if r["versus_peers"][p] is None
                   else r["versus_peers"][p] <= 1.0) for p in LR_FREE_PEERS]
     wide = r["wide_versus_default"]
+    same = r.get("wide_same_lrs")
+    held = "" if same is None else f" (same LRs {same[0]}/{same[1]})"
     paper = [cell(r["paper_worst_versus_cosine"][m],
                   None if r["paper_worst_versus_cosine"][m] is None
                   else r["paper_worst_versus_cosine"][m] <= 2.0) for m in PAPER_MODES]
@@ -320,7 +341,7 @@ def choice_markdown(summary: dict[str, Any]) -> list[str]:
     lines.append(
         f"| {r['task']} | {r['split']} | {r['budget']:.4g} | {r['cosine']:.4g} | "
         f"{cell(r['versus_cosine'], r['versus_cosine'] <= 1.0)} | " + " | ".join(peers) + " | "
-        f"{cell(wide, None if wide is None else abs(wide - 1.0) <= 0.02)} | "
+        f"{cell(wide, None if wide is None else abs(wide - 1.0) <= 0.02)}{held} | "
         + " | ".join(paper) + f" | {probes} |")
   return lines
 

@@ -88,7 +88,10 @@ def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
 
   x_curve, y_curve = data.x_val[:task.curve_val_size], data.y_val[:task.curve_val_size]
   start = time.perf_counter()
-  keys = jax.random.split(jax.random.key(seed), steps)
+  batches_key = jax.random.key(seed)
+  if method.other_batches:
+    batches_key = jax.random.fold_in(batches_key, 1)
+  keys = jax.random.split(batches_key, steps)
   records, eval_steps, val_losses, bo_stages = [], [], [], {}
   for begin in range(0, steps, eval_every):
     for key in keys[begin:begin + eval_every]:

@@ -9,15 +9,23 @@ optimizer: AutoLRS in the paper's mode and with a budget (``total_steps``), each
 handed the training loss, no validation loss. Each is warmed up, then timed per step with ``block_until_ready``,
 the two in alternating blocks of ten steps; AutoLRS is timed over whole stages
 so that the BO steps at the end of probes are included in the mean (the
-median is the typical step).
+median is the typical step). A first call (trace, lowering, XLA's compile,
+one step) is timed on fresh steps, each optimizer's ``--first-calls`` times in
+turns, and its median kept: one compile varies by a second from run to run on
+2 cores. Then each step's first call once more with JAX's persistent
+compilation cache holding it (``cached_first_call_s``): what a notebook's
+re-definition of the same step costs with the cache on (trace and lowering,
+no XLA compile).
 """
 
 import argparse
 import json
 import pathlib
+import tempfile
 import time
 
 import jax
+import numpy as np
 import optax
 from flax import nnx
 
@@ -36,6 +44,33 @@ def cnn_step(tx, data, pass_value):
   return step, params, opt_state
 
 
+def first_call_s(tx, data, pass_value) -> float:
+  """Seconds of the first call of a fresh step of ``tx`` (compilation included)."""
+  step, params, opt_state = cnn_step(tx, data, pass_value)
+  start = time.perf_counter()
+  jax.block_until_ready(step(params, opt_state, jax.random.key(0)))
+  return time.perf_counter() - start
+
+
+def cached_first_calls(optimizers: dict, data) -> dict[str, float]:
+  """Each optimizer's first call with JAX's persistent compilation cache on and
+  holding its step (compiled once before, into a temporary directory)."""
+  options = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")
+  saved = {name: getattr(jax.config, name) for name in options}
+  with tempfile.TemporaryDirectory() as cache:
+    for name, value in zip(options, (cache, 0.0, 0)):
+      jax.config.update(name, value)
+    try:
+      for name, tx in optimizers.items():  # Fills the cache.
+        first_call_s(tx, data, pass_value=name != "base")
+      return {name: first_call_s(tx, data, pass_value=name != "base")
+              for name, tx in optimizers.items()}
+    finally:
+      for name, value in saved.items():
+        jax.config.update(name, value)
+
+
 def compile_phases(step, params, opt_state) -> dict[str, float]:
   """Seconds to trace, lower and XLA-compile ``step`` (a fresh ``jax.jit``), apart."""
   start = time.perf_counter()
@@ -51,6 +86,7 @@ def compile_phases(step, params, opt_state) -> dict[str, float]:
 def main(argv=None):
   parser = argparse.ArgumentParser(prog="python -m benchmarks step-time")
   parser.add_argument("--steps", type=int, default=2000)
+  parser.add_argument("--first-calls", type=int, default=3)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/step_time.json"))
   args = parser.parse_args(argv)
   data = mnist1d.load(num_samples=2000, num_val=100)
@@ -62,13 +98,20 @@ def main(argv=None):
            "autolrs": cnn_step(auto, data, pass_value=True),
            "autolrs_budget": cnn_step(budget, data, pass_value=True)}
   timing = training.time_steps(steps, args.steps, warmup=50)
-  # Where the first call's seconds go, on fresh copies of the steps (the timed
-  # ones are compiled and their states donated by now).
-  phases = {}
-  for name, tx in (("base", base), ("autolrs", auto), ("autolrs_budget", budget)):
-    phases[name] = compile_phases(*cnn_step(tx, data, pass_value=name != "base"))
+  optimizers = {"base": base, "autolrs": auto, "autolrs_budget": budget}
+  first_calls = {name: [] for name in optimizers}
+  for _ in range(args.first_calls):
+    for name, tx in optimizers.items():
+      first_calls[name].append(first_call_s(tx, data, pass_value=name != "base"))
+  cached = cached_first_calls(optimizers, data)
+  # Where a first call's seconds go, on fresh steps.
+  phases = {name: compile_phases(*cnn_step(tx, data, pass_value=name != "base"))
+            for name, tx in optimizers.items()}
   result = {"device": str(jax.devices()[0]), "steps": args.steps} | {
-      name: timing[name] | phases[name] for name in steps}
+      name: timing[name] | phases[name] | {
+          "first_call_s": float(np.median(first_calls[name])), "first_calls_s": first_calls[name],
+          "cached_first_call_s": cached[name]}
+      for name in steps}
   for name, suffix in (("autolrs", ""), ("autolrs_budget", "_budget")):
     for stat in ("median_ms", "mean_ms", "first_call_s"):
       result[f"ratio_{stat.rsplit('_', 1)[0]}{suffix}"] = (

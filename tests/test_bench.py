@@ -152,8 +152,12 @@ def test_choice_rows_compare_autolrs_with_the_cosine_the_peers_and_the_wide_rang
     return [record(method, s, None, [1.0, 1.0, 1.0, v], **kw) for s, v in enumerate(vals)]
   records = [record("cosine", s, lr, [1.0, 1.0, 1.0, v]) for lr, vals in
              ((0.1, [0.5, 0.6, 0.7]), (1.0, [2.0, 2.0, 2.0])) for s, v in enumerate(vals)]
-  records += runs("autolrs-budget", [0.4, 0.66, 0.9], probe_fraction=0.08)
-  records += runs("autolrs-budget-wide", [0.45, 0.66, 0.9], probe_fraction=0.1)
+  def held(*lrs):  # One stage per seed, each holding its LR.
+    return [[{"stage": 0, "exploited_lr": lr}] for lr in lrs]
+  records += [r | {"bo_stages": b} for r, b in zip(
+      runs("autolrs-budget", [0.4, 0.66, 0.9], probe_fraction=0.08), held(0.1, 0.1, 0.3))]
+  records += [r | {"bo_stages": b} for r, b in zip(
+      runs("autolrs-budget-wide", [0.45, 0.66, 0.9], probe_fraction=0.1), held(0.1, 0.1, 0.1))]
   records += runs("prodigy-cosine", [0.5, 0.55, 0.6])
   records += runs("autolrs-sgd", [0.5, 1.5, 0.7])  # Seed 1: 1.5 / 0.6 = 2.5x the cosine.
   (row,) = report.choice_rows(report.summarize(records))
@@ -162,11 +166,12 @@ def test_choice_rows_compare_autolrs_with_the_cosine_the_peers_and_the_wide_rang
   assert row["versus_peers"]["prodigy-cosine"] == pytest.approx(0.66 / 0.55)
   assert row["versus_peers"]["schedule-free-adamw"] is None
   assert row["wide_versus_default"] == pytest.approx(1.0)
+  assert row["wide_same_lrs"] == (2, 3)  # Seed 2 held 0.1 instead of 0.3.
   assert row["paper_worst_versus_cosine"]["autolrs-sgd"] == pytest.approx(2.5)
   assert row["paper_worst_versus_cosine"]["autolrs-adam"] is None
   assert row["probe_fraction_max"] == pytest.approx(0.08)
   table = "\n".join(report.choice_markdown(report.summarize(records)))
-  assert "1.100 ✗" in table and "2.500 ✗" in table
+  assert "1.100 ✗" in table and "2.500 ✗" in table and "(same LRs 2/3)" in table
 
 
 def test_paired_variants_are_ratios_to_the_full_method_seed_by_seed_with_what_they_change():
