@@ -319,16 +319,18 @@ def take_snapshot(state: AutoLRSState, params: optax.Params):
   """``(stage_starts, snapshot_params, snapshot_base_state, snapshot_norm)``.
 
   The snapshot is taken at a stage's first step: its first probe's first.
-  Under ``lax.cond``, so that the other steps do no params-sized work (see
-  :func:`autolrs_jax._common.rarely`).
+  Under ``lax.cond``, so that the other steps do no params-sized work: a
+  ``jnp.where`` over a params-sized tree would read and write all of it at
+  every step, where the conditional's untaken first branch forwards its
+  operands, which XLA aliases rather than copies (jax-ml/jax#16661).
   """
   stage_starts = (state.phase == PROBE) & (state.trial == 0) & (state.phase_step == 0)
   # Copies: a snapshot aliasing the live params or base state, which this step
   # overwrites, would make XLA copy them at every step.
   copy = lambda tree: jax.tree.map(jnp.copy, tree)
-  snapshot_params, snapshot_base_state, snapshot_norm = _common.rarely(
+  snapshot_params, snapshot_base_state, snapshot_norm = jax.lax.cond(
       stage_starts, lambda: (copy(params), copy(state.live_base_state), _common.norm(params)),
-      (state.snapshot_params, state.snapshot_base_state, state.snapshot_norm))
+      lambda: (state.snapshot_params, state.snapshot_base_state, state.snapshot_norm))
   return stage_starts, snapshot_params, snapshot_base_state, snapshot_norm
 
 

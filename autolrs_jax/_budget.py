@@ -23,7 +23,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from autolrs_jax import _common
 from autolrs_jax import _stages
 from autolrs_jax import forecast as forecast_lib
 
@@ -177,7 +176,7 @@ def ladder_full(plan: _stages.BudgetPlan, finished_ok, probe_diverged, trial, sl
 
 def best_index(scores, finished) -> jax.Array:
   """Index of the finished trial with the lowest score."""
-  return _common.argmin(jnp.where(finished, scores, jnp.inf))
+  return jnp.argmin(jnp.where(finished, scores, jnp.inf))
 
 
 def largest_within(tolerance: float, lrs, scores, diverged, finished) -> jax.Array:
@@ -187,7 +186,7 @@ def largest_within(tolerance: float, lrs, scores, diverged, finished) -> jax.Arr
   best = best_index(scores, finished)
   top = scores[best]
   near = finished & ~diverged & (scores <= top + tolerance * jnp.abs(top))
-  largest = _common.argmax(jnp.where(near, lrs, -jnp.inf))
+  largest = jnp.argmax(jnp.where(near, lrs, -jnp.inf))
   return jnp.where(jnp.any(near), largest, best)
 
 

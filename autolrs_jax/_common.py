@@ -33,17 +33,6 @@ def check_loss(value, name: str, controller: str, axis_name: str | None = None) 
   return value if axis_name is None else jax.lax.pmean(value, axis_name)
 
 
-def rarely(event: jax.Array, compute: Callable[[], T], otherwise: T) -> T:
-  """``compute()`` if ``event`` else ``otherwise``, with no work when not.
-
-  A ``jnp.where`` over a params-sized tree reads and writes all of it at
-  every step. Under ``lax.cond`` the common case forwards its operands: it is
-  the conditional's first branch, whose forwarded buffers XLA aliases rather
-  than copies (jax-ml/jax#16661).
-  """
-  return jax.lax.cond(event, compute, lambda: otherwise)
-
-
 def check_quiet(quiet, name: str) -> bool:
   """``quiet``, which picks the step that is compiled: a Python bool."""
   if not isinstance(quiet, bool):
@@ -168,32 +157,6 @@ def pack(state_type, fields: NamedTuple, **trees):
 def unpack(state, fields_type: type[T]) -> T:
   """The ``fields_type`` tuple read from a state of :func:`packs_scalars`."""
   return fields_type(*(getattr(state, name) for name in fields_type._fields))
-
-
-def argmin(x: jax.Array) -> jax.Array:
-  """``jnp.argmin(x)`` of a vector, as two plain reductions.
-
-  The same index (ties to the first, a NaN before anything else); but
-  ``jnp.argmin`` is one variadic (value, index) reduction, which XLA:CPU
-  compiles into 13 buffer allocations against 6 for a minimum and a masked
-  minimum of indices, and a step pays for every allocation compiled into it
-  at every call, in a branch it does not take too (``benchmarks/overhead.py``).
-  """
-  return _first(x, jnp.min(x))
-
-
-def argmax(x: jax.Array) -> jax.Array:
-  """``jnp.argmax(x)`` of a vector, as two plain reductions (see :func:`argmin`)."""
-  return _first(x, jnp.max(x))
-
-
-def _first(x: jax.Array, extreme: jax.Array) -> jax.Array:
-  """Index of the first entry equal to ``extreme``, or of the first NaN if it is NaN."""
-  if x.ndim != 1:
-    raise ValueError(f"expected a vector, got shape {x.shape}.")
-  hit = jnp.where(jnp.isnan(extreme), jnp.isnan(x), x == extreme)
-  index = jnp.arange(x.shape[0], dtype=jnp.int32)
-  return jnp.min(jnp.where(hit, index, x.shape[0] - 1))
 
 
 def check(ok, name: str, rule: str, value) -> None:

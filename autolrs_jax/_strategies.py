@@ -237,7 +237,7 @@ class _Budget(NamedTuple):
     def by_bo():
       grid = self.space.grid
       allowed, near = grid < ceiling, self.region(trials.lrs, stage)
-      lowest = grid == grid[_common.argmax(near)]
+      lowest = grid == grid[jnp.argmax(near)]
       return _bo_proposal(self.space, self.acquisition, self.kappa, trials,
                           jnp.where(jnp.any(allowed & near), allowed & near, lowest))
     if not self.ladder:

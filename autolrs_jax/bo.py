@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import optax
 from tensorflow_probability.substrates import jax as tfp
 
-from autolrs_jax import _common
 
 tfd = tfp.distributions
 tfk = tfp.math.psd_kernels
@@ -140,7 +139,7 @@ def fit_hyperparameters(x, z, mask) -> GPHyperparameters:
   ])
   raws, losses = jax.vmap(fit_from)(starts)
   losses = jnp.where(jnp.isfinite(losses), losses, jnp.inf)
-  return _constrain(raws[_common.argmin(losses)])
+  return _constrain(raws[jnp.argmin(losses)])
 
 
 def posterior(hp: GPHyperparameters, x, z, mask, grid):
@@ -217,4 +216,4 @@ def propose(x, y, mask, grid, *, acquisition: str = "lcb", kappa: float = 2.0,
   score = jnp.where(is_observed(grid, x, mask), jnp.inf, score)
   if allowed is not None:
     score = jnp.where(allowed, score, jnp.inf)
-  return grid[_common.argmin(score)], (mean, std)
+  return grid[jnp.argmin(score)], (mean, std)

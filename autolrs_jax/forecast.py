@@ -32,7 +32,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from autolrs_jax import _common
 
 # Decay rates per unit of normalised time (one probe). ln 2 is the slowest
 # decay allowed (see module docstring). The fastest decays over
@@ -88,7 +87,7 @@ def _best_rate(s, y, w, log_rates):
   """Returns the fit with the smallest weighted error among ``log_rates``."""
   phi = jnp.exp(-jnp.exp(log_rates)[:, None] * s[None, :])
   a, c, sse = _weighted_linear_fit(phi, y, w)
-  i = _common.argmin(sse)
+  i = jnp.argmin(sse)
   return log_rates[i], a[i], c[i]
 
 
