@@ -808,7 +808,7 @@ def finish(measured: Measured, controller: Controller, signals: Signals) -> Auto
   return store(controller, snapshot_params=None, snapshot_base_state=None, base_state=None)
 
 
-def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured, validating: bool,
+def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured,
             signals: Signals) -> AutoLRSState:
   """The state after this step, without its trees (``restored`` says whether
   the step restores).
@@ -817,27 +817,22 @@ def advance(cfg: AutoLRSConfig, state: AutoLRSState, measured: Measured, validat
   this step's (:func:`observe`) and choose the branch. One ``lax.cond`` per
   step: most steps end nothing and take the quiet branch, a few scalar updates
   (:func:`continue_phase`); the other scores an ended probe and runs the
-  event's transition. On a GPU each conditional run at every step splits XLA's
-  command buffer and waits for its predicate.
-
-  Each branch unpacks the controller, observes the step again from
-  ``measured`` (so that only the predicate's scalars are computed outside)
-  and packs its result: XLA fuses the quiet branch's scalar updates into the
-  few fusions that pack them. A conditional over the unpacked controller has
-  a result per scalar, each a kernel of its own at every step, which the
-  packing outside it does not fold.
+  event's transition. Each branch packs its result, so that XLA fuses the
+  quiet branch's scalar updates into the few fusions that pack them (a
+  conditional with a result per scalar makes each a kernel of its own). On a
+  GPU each conditional run at every step splits XLA's command buffer and
+  waits for its predicate.
   """
-  def quiet(state, measured):
+  def quiet(state, signals):
     controller = state.controller
-    signals = observe(cfg, controller, measured, validating)
     return finish(measured, transition(cfg, controller, signals, CONTINUE), signals)
 
-  def eventful(state, measured):
+  def eventful(state, signals):
     controller = state.controller
-    signals = score_ended_probe(cfg, controller, observe(cfg, controller, measured, validating))
+    signals = score_ended_probe(cfg, controller, signals)
     return finish(measured, transition(cfg, controller, signals), signals)
 
-  return jax.lax.cond(signals.something_ends, eventful, quiet, state, measured)
+  return jax.lax.cond(signals.something_ends, eventful, quiet, state, signals)
 
 
 # --- The transformation ------------------------------------------------------
@@ -903,7 +898,7 @@ def update_step(cfg: AutoLRSConfig, base_optimizer, updates, state: AutoLRSState
     next_state = finish(measured, quiet_transition(cfg, controller, signals), signals)
   else:
     small = state._replace(snapshot_params=None, snapshot_base_state=None, base_state=None)
-    next_state = advance(cfg, small, measured, validating, signals)
+    next_state = advance(cfg, small, measured, signals)
   new_updates = act(restores=next_state.restored, skip=signals.skip,
                     base_updates=base_updates, learning_rate=lr, params=params,
                     snapshot_params=snapshot_params)

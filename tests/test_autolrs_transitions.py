@@ -324,7 +324,7 @@ def test_advance_scores_an_ended_probe_and_only_counts_a_quiet_step():
                  probe_losses=decaying_probe(cfg)["losses"])
   advance = lambda s: A.advance(
       cfg, A.store(s, snapshot_params=None, snapshot_base_state=None, base_state=None),
-      measured(0.6), False, A.observe(cfg, s, measured(0.6), False))
+      measured(0.6), A.observe(cfg, s, measured(0.6), False))
   ended = advance(s)
   assert int(ended.trial) == 1 and int(ended.phase_step) == 0 and bool(ended.restored)
   assert float(ended.trial_scores[0]) > 0  # The probe's forecast, recorded.
