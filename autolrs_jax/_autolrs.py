@@ -77,55 +77,51 @@ class Controller(NamedTuple):
   (:class:`AutoLRSState`), beside the params-sized trees.
   """
 
-  count: jax.Array  # int32: update calls so far.
-  stage: jax.Array  # int32: index of the current stage, from 0.
-  phase: jax.Array  # int32: WARMUP, PROBE, EXPLOIT or ANNEAL.
-  trial: jax.Array  # int32: running probe's index = BO observations so far.
-  phase_step: jax.Array  # int32: steps done in the current probe/exploit.
+  count: _common.Counter  # update calls so far.
+  stage: _common.Counter  # index of the current stage, from 0.
+  phase: _common.Counter  # WARMUP, PROBE, EXPLOIT or ANNEAL.
+  trial: _common.Counter  # running probe's index = BO observations so far.
+  phase_step: _common.Counter  # steps done in the current probe/exploit.
   learning_rate: jax.Array  # float32: LR the next update applies.
-  wants_validation: jax.Array  # bool: next update scores a validation loss.
+  wants_validation: _common.Flag  # next update scores a validation loss.
   trial_lrs: jax.Array  # float32[num_trials]: LRs probed in this stage.
   # float32[num_trials]: their scores (the paper's: the forecast loss after tau steps).
   trial_scores: jax.Array
   trial_diverged: jax.Array  # bool[num_trials]: probe saw a NaN/Inf loss.
   probe_losses: jax.Array  # float32[max probe length]: current probe's losses.
-  # float32: loss at the stage's snapshot, the mean of its probes' first losses.
-  stage_loss: jax.Array
-  exploit_loss: jax.Array  # float32: moving average of this exploitation's losses.
-  exploit_best: jax.Array  # float32: the lowest exploit_loss of this exploitation so far.
-  # bool: the last update returned to the stage's snapshot, undoing every call
+  # loss at the stage's snapshot, the mean of its probes' first losses.
+  stage_loss: _common.Real
+  exploit_loss: _common.Real  # moving average of this exploitation's losses.
+  exploit_best: _common.Real  # the lowest exploit_loss of this exploitation so far.
+  # the last update returned to the stage's snapshot, undoing every call
   # of the stage so far (read by autolrs_jax.ScheduleRecorder).
-  restored: jax.Array
-  # float32: the summed norms of the running probe's updates, a bound on its
+  restored: _common.Flag
+  # the summed norms of the running probe's updates, a bound on its
   # drift from the snapshot.
-  probe_path: jax.Array
-  # float32: global L2 norm of the stage's snapshot (0 before the first stage).
-  snapshot_norm: jax.Array
-  # float32: later stages probe only below it: the smallest LR whose
+  probe_path: _common.Real
+  # global L2 norm of the stage's snapshot (0 before the first stage).
+  snapshot_norm: _common.Real
+  # later stages probe only below it: the smallest LR whose
   # exploitation blew up (inf until one does).
-  lr_ceiling: jax.Array
-  # float32: the LR of the running exploitation once warmed up (the
+  lr_ceiling: _common.Real
+  # the LR of the running exploitation once warmed up (the
   # learning_rate stays below it while a budget's exploitation warms up).
-  exploit_lr: jax.Array
-  # bool: the base optimizer goes on from snapshot_base_state, not base_state
+  exploit_lr: _common.Real
+  # the base optimizer goes on from snapshot_base_state, not base_state
   # (the last update restored the snapshot, or its base state is unusable).
-  resume_from_snapshot: jax.Array
+  resume_from_snapshot: _common.Flag
   # uint32: raw data of the run's PRNG key, from ``seed`` (``jax.random.key_data``:
   # a typed key cannot be serialised by msgpack); call ``count`` draws from
   # ``fold_in(key, count)`` (see start_stage).
   key: jax.Array
-  # bool: max_probe_drift ends this run's probes (BudgetPlan.drift_bound).
-  drift_bounded: jax.Array
-  # int32: how many of the following calls are known to end nothing, so that
+  # max_probe_drift ends this run's probes (BudgetPlan.drift_bound).
+  drift_bounded: _common.Flag
+  # how many of the following calls are known to end nothing, so that
   # they may run as ``update(..., quiet=True)`` (see known_quiet_calls).
-  quiet_calls: jax.Array
+  quiet_calls: _common.Counter
 
 
-@_common.packs_scalars(
-    counters=(jnp.int32, ("count", "stage", "phase", "trial", "phase_step", "quiet_calls")),
-    reals=(jnp.float32, ("stage_loss", "exploit_loss", "exploit_best", "probe_path",
-                         "snapshot_norm", "lr_ceiling", "exploit_lr")),
-    flags=(bool, ("wants_validation", "restored", "resume_from_snapshot", "drift_bounded")))
+@_common.packs_scalars(Controller)
 class AutoLRSState(NamedTuple):
   """State of :func:`autolrs`: the :class:`Controller`, packed, and the trees.
 
@@ -135,7 +131,7 @@ class AutoLRSState(NamedTuple):
   :attr:`controller` unpacks them all.
   """
 
-  # The controller's scalars, one array per group named above.
+  # The controller's Counter, Real and Flag fields, one array each.
   counters: jax.Array  # int32[7]
   reals: jax.Array  # float32[6]
   flags: jax.Array  # bool[4]

@@ -2,7 +2,8 @@
 
 import math
 import numbers
-from typing import Any, Callable, NamedTuple, TypeVar
+import typing
+from typing import Annotated, Any, Callable, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -106,15 +107,44 @@ def build_on_mesh_of(params, make: Callable[..., T], *args) -> T:
   return jax.jit(make, out_shardings=replicated)(*args)
 
 
-def packs_scalars(**groups: tuple[Any, tuple[str, ...]]):
-  """Class decorator for a state that stores its scalars packed.
+class Packed(NamedTuple):
+  """The mark of a controller's scalar field that the state stores packed: as
+  entry of its ``field`` array of ``dtype`` (see :func:`packs_scalars`)."""
 
-  ``groups[field] = (dtype, names)``: the state's ``field`` is one array of
-  ``dtype`` whose entry ``i`` holds the scalar ``names[i]``, and each name
+  field: str
+  dtype: Any
+
+
+# A controller's scalar field, and the state's array that holds it packed.
+Counter = Annotated[jax.Array, Packed("counters", jnp.int32)]
+Real = Annotated[jax.Array, Packed("reals", jnp.float32)]
+Flag = Annotated[jax.Array, Packed("flags", jnp.bool_)]
+
+
+def packed_groups(controller_type: type) -> dict[str, tuple[Any, tuple[str, ...]]]:
+  """``{field: (dtype, names)}``: the fields of ``controller_type`` marked
+  :class:`Packed`, grouped by the state's array that holds them, in the
+  controller's order (which fixes each one's entry, and so what a checkpoint
+  holds where)."""
+  hints = typing.get_type_hints(controller_type, include_extras=True)
+  groups: dict[str, tuple[Any, list[str]]] = {}
+  for name in controller_type._fields:
+    for mark in getattr(hints[name], "__metadata__", ()):
+      if isinstance(mark, Packed):
+        groups.setdefault(mark.field, (mark.dtype, []))[1].append(name)
+  return {field: (dtype, tuple(names)) for field, (dtype, names) in groups.items()}
+
+
+def packs_scalars(controller_type: type):
+  """Class decorator for a state that stores the scalars of ``controller_type``
+  packed: each field annotated :data:`Counter`, :data:`Real` or :data:`Flag`
+  is an entry of the state's ``counters``, ``reals`` or ``flags`` array, and
   reads as an attribute of the state. A jitted step pays for each leaf of its
   arguments and results at every call, about 4 us a leaf on XLA:CPU, which
   dominates a small model's step (``benchmarks/overhead.py``).
   """
+  groups = packed_groups(controller_type)
+
   def entry(field: str, index: int) -> property:
     # The last axis: a state stacked by vmap or scan reads as a stack too.
     return property(lambda state: getattr(state, field)[..., index],

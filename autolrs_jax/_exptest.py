@@ -56,39 +56,34 @@ class Controller(NamedTuple):
   (:class:`ExpTestState`), beside the base optimizer's state.
   """
 
-  count: jax.Array  # int32: update calls so far.
-  phase: jax.Array  # int32: SEARCH or TUNE.
+  count: _common.Counter  # update calls so far.
+  phase: _common.Counter  # SEARCH or TUNE.
   learning_rate: jax.Array  # float32: LR the next update applies.
-  block_size: jax.Array  # int32: steps averaged into one point of the window.
-  block_step: jax.Array  # int32: steps already summed into the current point.
-  window_step: jax.Array  # int32: complete points in the current window.
+  block_size: _common.Counter  # steps averaged into one point of the window.
+  block_step: _common.Counter  # steps already summed into the current point.
+  window_step: _common.Counter  # complete points in the current window.
   losses: jax.Array  # float32[window]: the window's per-point loss sums.
-  windows: jax.Array  # int32: windows tested so far.
-  outcome: jax.Array  # int32: last window's outcome (NONE, FLAT, DECAYING, RISING).
-  statistic: jax.Array  # float32: last window's F statistic.
-  p_value: jax.Array  # float32: its one-sided p-value for "decaying".
-  drop: jax.Array  # float32: its fitted relative drop over the window.
-  best_drop: jax.Array  # float32: largest drop of a confirmed search window.
-  decay_streak: jax.Array  # int32: decaying windows in a row; frozen once >= confirm_windows.
-  bad_windows: jax.Array  # int32: consecutive search windows failing after confirmation.
-  smoothed_loss: jax.Array  # float32: EMA of the loss; NaN until (re)started.
-  best_smoothed_loss: jax.Array  # float32: lowest EMA since the last (re)start.
-  num_decreases: jax.Array  # int32: plateau decreases in the tuning phase.
-  num_cuts: jax.Array  # int32: divergence cuts (skipped steps).
+  windows: _common.Counter  # windows tested so far.
+  outcome: _common.Counter  # last window's outcome (NONE, FLAT, DECAYING, RISING).
+  statistic: _common.Real  # last window's F statistic.
+  p_value: _common.Real  # its one-sided p-value for "decaying".
+  drop: _common.Real  # its fitted relative drop over the window.
+  best_drop: _common.Real  # largest drop of a confirmed search window.
+  decay_streak: _common.Counter  # decaying windows in a row; frozen once >= confirm_windows.
+  bad_windows: _common.Counter  # consecutive search windows failing after confirmation.
+  smoothed_loss: _common.Real  # EMA of the loss; NaN until (re)started.
+  best_smoothed_loss: _common.Real  # lowest EMA since the last (re)start.
+  num_decreases: _common.Counter  # plateau decreases in the tuning phase.
+  num_cuts: _common.Counter  # divergence cuts (skipped steps).
   # bool: the last update was non-finite after a finite loss, so the base
   # optimizer starts again from its initial state at the next update.
   reset_base_state: jax.Array
-  # int32: how many of the following calls are known not to fill the window,
+  # how many of the following calls are known not to fill the window,
   # so that they may run as ``update(..., quiet=True)`` (see quiet_calls_left).
-  quiet_calls: jax.Array
+  quiet_calls: _common.Counter
 
 
-@_common.packs_scalars(
-    counters=(jnp.int32, ("count", "phase", "block_size", "block_step", "window_step",
-                          "windows", "outcome", "decay_streak", "bad_windows",
-                          "num_decreases", "num_cuts", "quiet_calls")),
-    reals=(jnp.float32, ("statistic", "p_value", "drop", "best_drop", "smoothed_loss",
-                         "best_smoothed_loss")))
+@_common.packs_scalars(Controller)
 class ExpTestState(NamedTuple):
   """State of :func:`exptest`: the :class:`Controller`, packed, and the base state.
 
@@ -98,7 +93,7 @@ class ExpTestState(NamedTuple):
   unpacks them all.
   """
 
-  # The controller's scalars, one array per group named above.
+  # The controller's Counter and Real fields, one array each.
   counters: jax.Array  # int32[12]
   reals: jax.Array  # float32[6]
   # float32: LR the next update applies, a field of its own, so that

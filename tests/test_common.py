@@ -1,5 +1,7 @@
 """The controllers' shared helpers."""
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,6 +10,18 @@ import pytest
 
 from autolrs_jax import _common
 
+
+
+def test_packed_groups_are_the_marked_fields_in_the_controllers_order():
+  class Controller(NamedTuple):
+    a: _common.Real
+    b: jax.Array  # Unmarked: a field of the state of its own.
+    c: _common.Counter
+    d: _common.Real
+    e: _common.Flag
+  assert _common.packed_groups(Controller) == {
+      "reals": (jnp.float32, ("a", "d")), "counters": (jnp.int32, ("c",)),
+      "flags": (jnp.bool_, ("e",))}
 
 
 @pytest.mark.parametrize("base,scales", [

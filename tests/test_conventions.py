@@ -117,6 +117,24 @@ def test_the_controller_is_a_few_leaves_and_reads_back_from_them(name):
     autolrs_jax._common.pack(type(state), controller._replace(count=jnp.float32(2.5)), **trees)
 
 
+def test_the_packed_layout_a_checkpoint_holds_is_pinned():
+  # Each entry's place is its field's order in the controller: a reordering
+  # would read an older checkpoint's counters as other counters.
+  from autolrs_jax import _autolrs, _exptest
+  layout = lambda state_type: {f: names for f, (_, names) in state_type.packed_scalars.items()}
+  assert layout(_autolrs.AutoLRSState) == {
+      "counters": ("count", "stage", "phase", "trial", "phase_step", "quiet_calls"),
+      "reals": ("stage_loss", "exploit_loss", "exploit_best", "probe_path", "snapshot_norm",
+                "lr_ceiling", "exploit_lr"),
+      "flags": ("wants_validation", "restored", "resume_from_snapshot", "drift_bounded")}
+  assert layout(_exptest.ExpTestState) == {
+      "counters": ("count", "phase", "block_size", "block_step", "window_step", "windows",
+                   "outcome", "decay_streak", "bad_windows", "num_decreases", "num_cuts",
+                   "quiet_calls"),
+      "reals": ("statistic", "p_value", "drop", "best_drop", "smoothed_loss",
+                "best_smoothed_loss")}
+
+
 # The integers that fix shapes stay static, as optax keeps ``rank`` static.
 STATIC = {
     "autolrs": ("tau", "tau_probe", "num_trials", "tau_max", "total_steps", "warmup_steps",
