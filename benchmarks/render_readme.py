@@ -517,6 +517,32 @@ def choice_table(results_dir: pathlib.Path) -> list[str]:
   return [report.CHOICE_LEGEND, ""] + report.choice_markdown(tasks)
 
 
+NOISE_FLOOR = "autolrs-budget:other-batches"
+
+
+def noise_floor_sentence(results_dir: pathlib.Path) -> list[str]:
+  """What the full method's final loss does with its minibatches in another
+  order alone (:data:`NOISE_FLOOR`), per task of any results directory."""
+  from benchmarks import report  # pylint: disable=g-import-not-at-top
+  cells = []
+  for path in sorted(results_dir.glob("*/paired.json")):
+    summary = json.loads((path.parent / "results.json").read_text())["tasks"]
+    for r in json.loads(path.read_text())["rows"]:
+      if r["method"] != NOISE_FLOOR:
+        continue
+      rows = {x["method"]: x for x in summary[r["task"]]["rows"]}
+      same = report.same_held_lrs(rows.get(NOISE_FLOOR), rows.get("autolrs-budget"))
+      held = "" if same is None else f", the same LRs held on {same[0]} of {same[1]}"
+      cells.append(f"{r['task']} {r['median'] / r['base_median']:.3f} ({r['seeds']} seeds in "
+                   f"`{path.parent.as_posix()}`; per seed {r['ratio_best']:.3f}–"
+                   f"{r['ratio_worst']:.3f}{held})")
+  if not cells:
+    return []
+  return ["How far these medians move by chance: the full method with its minibatches drawn in "
+          f"another order, the initialisation unchanged (`{NOISE_FLOOR}`), ends at this median "
+          "final validation loss over its own: " + "; ".join(cells) + "."]
+
+
 def paired_section(results_dir: pathlib.Path) -> list[str]:
   """Each directory's variants of AutoLRS against the full method, seed by seed."""
   from benchmarks import report  # pylint: disable=g-import-not-at-top
@@ -588,7 +614,8 @@ def main(argv=None):
            "own final validation loss, divided by the method's (AutoLRS's probes count); 'never': "
            "not reached; runs: runs of the budget it takes to get the result (a grid's runs; "
            "AutoLRS one).", ""]
-  lines += headline(args.results) + [""] + choice_table(args.results) + ["", END]
+  lines += headline(args.results) + [""] + choice_table(args.results) + [""]
+  lines += noise_floor_sentence(args.results) + ["", END]
   text = replace_block(args.readme.read_text(), BEGIN, END, lines)
   ensembles = ensemble_summary(args.results / "bench")
   if ensembles and ENSEMBLE_BEGIN in text:

@@ -313,3 +313,22 @@ def test_backfill_completes_an_older_record_from_the_same_run(tmp_path):
   assert filled["final_train_loss"] == fresh["final_train_loss"]
   assert filled["classification"] == fresh["classification"]
   assert {k: filled[k] for k in older} == older
+
+
+def test_the_noise_floor_line_gives_the_median_ratio_its_seeds_span_and_the_same_lrs(tmp_path):
+  from benchmarks import render_readme
+  def runs(method, vals, lrs):
+    return [record(method, s, None, [1.0, 1.0, 1.0, v],
+                   bo_stages=[{"stage": 0, "exploited_lr": lr}]) for s, (v, lr) in
+            enumerate(zip(vals, lrs))]
+  records = [record("cosine", s, 0.1, [1.0, 1.0, 1.0, 0.5]) for s in range(3)]
+  records += runs("autolrs-budget", [0.4, 0.5, 0.6], [0.1, 0.1, 0.1])
+  records += runs("autolrs-budget:other-batches", [0.6, 0.4, 0.6], [0.1, 0.1, 0.3])
+  out = tmp_path / "seeds"
+  out.mkdir()
+  (out / "results.json").write_text(json.dumps({"tasks": report.summarize(records)}))
+  (out / "paired.json").write_text(json.dumps({"rows": report.paired(records)}))
+  (line,) = render_readme.noise_floor_sentence(tmp_path)
+  # Medians 0.6 / 0.5; per seed 1.5, 0.8, 1.0; seed 2 held another LR.
+  assert "digits 1.200 (3 seeds" in line and "per seed 0.800–1.500" in line
+  assert "the same LRs held on 2 of 3" in line
