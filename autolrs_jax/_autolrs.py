@@ -874,10 +874,8 @@ def update_step(cfg: AutoLRSConfig, base_optimizer, updates, state: AutoLRSState
   else:
     stage_starts, snapshot_params, snapshot_base_state, snapshot_norm = take_snapshot(
         state, params)
-  # A step whose loss is NaN/Inf is not applied; its gradient is not fed to
-  # the base optimizer either (a zero gradient is), so its state stays usable.
+  # A step whose loss is NaN/Inf is not applied, nor fed to the base optimizer.
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
-  grads = _common.zeros_unless(loss_ok, updates)
   # The live base state, reading the new snapshot: it equals the old one
   # unless the stage starts here, when it is a copy of the live state.
   live = optax.tree.where(state.resume_from_snapshot, snapshot_base_state, state.base_state)
@@ -885,10 +883,9 @@ def update_step(cfg: AutoLRSConfig, base_optimizer, updates, state: AutoLRSState
   # that XLA updates it in place and derives the update from it in the same
   # pass as apply_updates (as for the bare optimizer); a restore or an
   # unusable state is undone at the next update's input (resume_from_snapshot).
-  base_updates, base_state = base_optimizer.update(grads, live, params, **extra_args)
   lr = controller.learning_rate
-  step_finite, step_length = _common.finite_and_length(base_updates, lr)
-  measured = Measured(value, score, step_finite, step_length, snapshot_norm, stage_starts)
+  base = _common.base_step(base_optimizer, updates, live, params, lr, loss_ok, extra_args)
+  measured = Measured(value, score, base.finite, base.length, snapshot_norm, stage_starts)
   signals = observe(cfg, controller, measured, validating)
   if quiet:
     next_state = finish(measured, quiet_transition(cfg, controller, signals), signals)
@@ -896,11 +893,11 @@ def update_step(cfg: AutoLRSConfig, base_optimizer, updates, state: AutoLRSState
     small = state._replace(snapshot_params=None, snapshot_base_state=None, base_state=None)
     next_state = advance(cfg, small, measured, signals)
   new_updates = act(restores=next_state.restored, skip=signals.skip,
-                    base_updates=base_updates, learning_rate=lr, params=params,
+                    base_updates=base.updates, learning_rate=lr, params=params,
                     snapshot_params=snapshot_params)
   return new_updates, next_state._replace(snapshot_params=snapshot_params,
                                           snapshot_base_state=snapshot_base_state,
-                                          base_state=base_state)
+                                          base_state=base.state)
 
 
 def _check_params(params, state: AutoLRSState) -> None:

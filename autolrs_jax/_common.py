@@ -68,6 +68,27 @@ def finite_and_length(updates, learning_rate) -> tuple[jax.Array, jax.Array]:
   return jnp.isfinite(length), length
 
 
+class BaseStep(NamedTuple):
+  """The base optimizer's step inside a controller (:func:`base_step`)."""
+
+  updates: optax.Updates  # The base optimizer's update, before the controller's LR.
+  state: optax.OptState  # Its new state, stored as it comes (updated in place).
+  finite: jax.Array  # bool: ``learning_rate * updates`` is finite.
+  length: jax.Array  # float32: its global L2 norm.
+
+
+def base_step(base_optimizer: optax.GradientTransformationExtraArgs, grads, live_state,
+              params, learning_rate, loss_ok: jax.Array, extra_args: dict) -> BaseStep:
+  """The base optimizer's update from ``live_state`` and whether it is usable.
+
+  A step whose loss is not usable feeds the base optimizer a zero gradient,
+  so that its state stays usable (its moments do not take a NaN).
+  """
+  updates, state = base_optimizer.update(zeros_unless(loss_ok, grads), live_state, params,
+                                         **extra_args)
+  return BaseStep(updates, state, *finite_and_length(updates, learning_rate))
+
+
 def steps_scale_with_gradient(base_optimizer: optax.GradientTransformationExtraArgs,
                               params, base_state) -> jax.Array:
   """Whether the base optimizer's step grows with its gradient (SGD, momentum)

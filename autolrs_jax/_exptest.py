@@ -528,18 +528,17 @@ def exptest(
     smoothed, exploded = smooth_loss(cfg, controller, value)
     # A bad loss is known before the base optimizer runs: it gets a zero gradient.
     loss_bad = ~jnp.isfinite(value) | exploded
-    grads = _common.zeros_unless(~loss_bad, updates)
     live = optax.tree.where(state.reset_base_state, base_optimizer.init(params),
                             state.base_state)
-    base_updates, base_state = base_optimizer.update(grads, live, params, **extra_args)
-    step_finite, _ = _common.finite_and_length(base_updates, state.learning_rate)
-    diverged = loss_bad | ~step_finite
+    base = _common.base_step(base_optimizer, updates, live, params, state.learning_rate,
+                             ~loss_bad, extra_args)
+    diverged = loss_bad | ~base.finite
     # A diverged step is skipped: zero update.
-    scaled = _common.scale_updates(base_updates, state.learning_rate)
+    scaled = _common.scale_updates(base.updates, state.learning_rate)
     new_updates = _common.zeros_unless(~diverged, scaled)
     next_state = (quiet_advance if quiet else advance)(
         cfg, state._replace(base_state=None), value, smoothed, diverged, loss_bad)
-    return new_updates, next_state._replace(base_state=base_state)
+    return new_updates, next_state._replace(base_state=base.state)
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
