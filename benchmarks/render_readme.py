@@ -514,7 +514,27 @@ def choice_table(results_dir: pathlib.Path) -> list[str]:
   if not path.exists():
     return []
   tasks = json.loads(path.read_text())["tasks"]
-  return [report.CHOICE_LEGEND, ""] + report.choice_markdown(tasks)
+  return [report.CHOICE_LEGEND, ""] + report.choice_markdown(tasks) + [
+      ""] + unannealed_sentence(tasks)
+
+
+def unannealed_sentence(tasks: dict) -> list[str]:
+  """Where the paper's mode ends above 2x the cosine: how far the grid's best
+  constant LR (no anneal either, the best of the grid's runs) ends there."""
+  from benchmarks import report  # pylint: disable=g-import-not-at-top
+  cells = []
+  for r in report.choice_rows(tasks):
+    worst = [v for v in r["paper_worst_versus_cosine"].values() if v is not None]
+    constant = next((x for x in tasks[r["task"]]["rows"] if x["method"] == "constant"), None)
+    if worst and max(worst) > 2.0 and constant and constant["versus_cosine"]:
+      ratios = constant["versus_cosine"]
+      cells.append(f"{r['task']} {ratios['median']:.2f}× (worst seed {ratios['max']:.2f}×)")
+  if not cells:
+    return []
+  return ["The paper's mode does not know the budget, so it cannot anneal into it. Where it ends "
+          "above 2× the cosine, the grid's best constant LR, which does not anneal either "
+          "(chosen from the grid's runs), ends at this multiple of the cosine's final validation "
+          "loss: " + "; ".join(cells) + "."]
 
 
 NOISE_FLOOR = "autolrs-budget:other-batches"

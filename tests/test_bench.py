@@ -332,3 +332,16 @@ def test_the_noise_floor_line_gives_the_median_ratio_its_seeds_span_and_the_same
   # Medians 0.6 / 0.5; per seed 1.5, 0.8, 1.0; seed 2 held another LR.
   assert "digits 1.200 (3 seeds" in line and "per seed 0.800–1.500" in line
   assert "the same LRs held on 2 of 3" in line
+
+
+def test_a_paper_mode_above_twice_the_cosine_is_set_beside_the_best_constant_lr():
+  from benchmarks import render_readme
+  def runs(method, vals, lr=None):
+    return [record(method, s, lr, [1.0, 1.0, 1.0, v]) for s, v in enumerate(vals)]
+  records = runs("cosine", [0.1, 0.1, 0.1], 0.1) + runs("constant", [0.3, 0.5, 0.4], 0.1)
+  records += runs("autolrs-budget", [0.1, 0.1, 0.1]) + runs("autolrs-sgd", [0.3, 0.6, 0.2])
+  tasks = report.summarize(records)
+  (line,) = render_readme.unannealed_sentence(tasks)
+  assert "digits 4.00× (worst seed 5.00×)" in line
+  tasks["digits"]["rows"] = [r for r in tasks["digits"]["rows"] if r["method"] != "autolrs-sgd"]
+  assert render_readme.unannealed_sentence(tasks) == []  # No paper mode above 2x: no line.
