@@ -118,7 +118,7 @@ def step_time_section(r):
     cached = f"{x['cached_first_call_s']:.2f} s" if "cached_first_call_s" in x else "—"
     lines.append(f"| {label} | {x['median_ms']:.2f} ms | {x['mean_ms']:.2f} ms | "
                  f"{x['first_call_s']:.1f} s | {phases} | {cached} | {ratios} |")
-  return lines + [
+  return lines + compile_breakdown_lines(r) + [
       "",
       "With JAX's persistent compilation cache on (`jax.config.update("
       "\"jax_compilation_cache_dir\", ...)`), a notebook's re-definition of the same step "
@@ -128,6 +128,29 @@ def step_time_section(r):
       "(its controller, and XLA:CPU's cost of a conditional holding the BO branch); "
       "the ratio is not a per-parameter cost.",
   ]
+
+
+def compile_breakdown_lines(r) -> list[str]:
+  """step-time's ``compile_breakdown``: XLA's compile of each mode's step whole,
+  without a part of the controller, and of its quiet step."""
+  breakdown = r.get("compile_breakdown")
+  if not breakdown:
+    return []
+  bare = breakdown["base"]["whole"]
+  labels = {"autolrs": "paper mode", "autolrs_budget": "budget"}
+  lines = ["", "Where AutoLRS's compile goes: XLA's compile (the fastest of two, the trace and "
+           "lowering apart) of each mode's one-program step whole, with a part of the "
+           "controller replaced by a stand-in that compiles to next to nothing "
+           "(`step_time.WITHOUT`), and of its quiet step (`update(..., quiet=True)`):", "",
+           "| step | XLA compile | ÷ bare step's | fusions |", "|---|---:|---:|---:|",
+           f"| bare `sgd` | {bare['compile_s']:.2f} s | 1.0× | {bare['fusions']} |"]
+  for mode, rows in breakdown.items():
+    if mode == "base":
+      continue
+    for variant, x in rows.items():
+      lines.append(f"| {labels.get(mode, mode)}, {variant} | {x['compile_s']:.2f} s | "
+                   f"{x['compile_s'] / bare['compile_s']:.1f}× | {x['fusions']} |")
+  return lines
 
 
 def kappa_section(r):

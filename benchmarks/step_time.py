@@ -15,14 +15,18 @@ turns, and its median kept: one compile varies by a second from run to run on
 2 cores. Then each step's first call once more with JAX's persistent
 compilation cache holding it (``cached_first_call_s``): what a notebook's
 re-definition of the same step costs with the cache on (trace and lowering,
-no XLA compile).
+no XLA compile). Last, where AutoLRS's compile goes (:func:`compile_breakdown`):
+XLA's compile of each mode's step whole, without its probe scoring, without
+its transitions, and of its quiet step, with their fusion counts.
 """
 
 import argparse
+import functools
 import json
 import pathlib
 import tempfile
 import time
+from unittest import mock
 
 import jax
 import numpy as np
@@ -30,18 +34,59 @@ import optax
 from flax import nnx
 
 import autolrs_jax
+from autolrs_jax import _autolrs
 from benchmarks import training
 from benchmarks.tasks import mnist1d
 from benchmarks.tasks import model_loss
 
 
-def cnn_step(tx, data, pass_value):
-  """``(step, params, opt_state)`` of the CNN's donating training step."""
+def cnn_step(tx, data, pass_value, quiet: bool = False):
+  """``(step, params, opt_state)`` of the CNN's donating training step
+  (``quiet``: the controller's quiet step)."""
   graphdef, params = nnx.split(mnist1d.CNN(rngs=nnx.Rngs(0)), nnx.Param)
   opt_state = tx.init(params)
   step = training.make_step(model_loss(graphdef), tx, data, 128, pass_value=pass_value,
-                            opt_state=opt_state, donate=True, validate=False)
+                            opt_state=opt_state, donate=True, validate=False, quiet=quiet)
   return step, params, opt_state
+
+
+# Where AutoLRS's compile goes: its one-program step compiled with a part of
+# the controller replaced by a stand-in that compiles to next to nothing
+# (patched in autolrs_jax._autolrs while the step is traced).
+WITHOUT = {
+    "without probe scoring": ("score_ended_probe", lambda cfg, state, signals: signals),
+    "without transitions": ("TRANSITIONS", (_autolrs.continue_phase,) * len(_autolrs.TRANSITIONS)),
+}
+
+
+def xla_compile(tx, data, pass_value, quiet=False, repeats: int = 2) -> dict:
+  """The fastest of ``repeats`` XLA compiles of a fresh step, and its fusions."""
+  seconds, fusions = [], None
+  for _ in range(repeats):
+    step, params, opt_state = cnn_step(tx, data, pass_value, quiet)
+    lowered = step.trace(params, opt_state, jax.random.key(0)).lower()
+    start = time.perf_counter()
+    compiled = lowered.compile()
+    seconds.append(time.perf_counter() - start)
+    fusions = compiled.as_text().count(" fusion(")
+  return {"compile_s": min(seconds), "fusions": fusions}
+
+
+def compile_breakdown(optimizers: dict, data, repeats: int = 2) -> dict:
+  """Per mode, the XLA compile of its one-program step whole, without each
+  part of :data:`WITHOUT`, and of its quiet step; the bare step's beside."""
+  compile_ = functools.partial(xla_compile, data=data, repeats=repeats)
+  out = {"base": {"whole": compile_(optimizers["base"], pass_value=False)}}
+  for name, tx in optimizers.items():
+    if name == "base":
+      continue
+    rows = {"whole": compile_(tx, pass_value=True),
+            "quiet step": compile_(tx, pass_value=True, quiet=True)}
+    for variant, (attribute, stand_in) in WITHOUT.items():
+      with mock.patch.object(_autolrs, attribute, stand_in):
+        rows[variant] = compile_(tx, pass_value=True)
+    out[name] = rows
+  return out
 
 
 def first_call_s(tx, data, pass_value) -> float:
@@ -87,6 +132,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(prog="python -m benchmarks step-time")
   parser.add_argument("--steps", type=int, default=2000)
   parser.add_argument("--first-calls", type=int, default=3)
+  parser.add_argument("--compile-repeats", type=int, default=2)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out/step_time.json"))
   args = parser.parse_args(argv)
   data = mnist1d.load(num_samples=2000, num_val=100)
@@ -104,10 +150,12 @@ def main(argv=None):
     for name, tx in optimizers.items():
       first_calls[name].append(first_call_s(tx, data, pass_value=name != "base"))
   cached = cached_first_calls(optimizers, data)
+  breakdown = compile_breakdown(optimizers, data, args.compile_repeats)
   # Where a first call's seconds go, on fresh steps.
   phases = {name: compile_phases(*cnn_step(tx, data, pass_value=name != "base"))
             for name, tx in optimizers.items()}
-  result = {"device": str(jax.devices()[0]), "steps": args.steps} | {
+  result = {"device": str(jax.devices()[0]), "steps": args.steps,
+            "compile_breakdown": breakdown} | {
       name: timing[name] | phases[name] | {
           "first_call_s": float(np.median(first_calls[name])), "first_calls_s": first_calls[name],
           "cached_first_call_s": cached[name]}

@@ -202,9 +202,14 @@ def test_the_readme_s_measurement_commands_run(tmp_path):
   leaves = result["state_leaves"]
   assert leaves["scalars"] > leaves["packed_arrays"] == 3
   assert all(t["median_ms"] > 0 for t in leaves["timing"].values())
-  bench("step-time", "--steps", "40", "--out", str(tmp_path / "step_time.json"))
+  bench("step-time", "--steps", "40", "--first-calls", "1", "--compile-repeats", "1",
+        "--out", str(tmp_path / "step_time.json"))
   step_time = json.loads((tmp_path / "step_time.json").read_text())
   assert step_time["autolrs"]["first_call_s"] > 0 < step_time["ratio_median"]
+  breakdown = step_time["compile_breakdown"]["autolrs_budget"]
+  # A stand-in for a part of the controller compiles fewer kernels than the whole.
+  assert breakdown["without probe scoring"]["fusions"] < breakdown["whole"]["fusions"]
+  assert breakdown["quiet step"]["fusions"] < breakdown["without transitions"]["fusions"]
   bench("probes", "--task", "digits", "--seeds", "1", "--out", str(tmp_path / "probes.json"))
   digits = json.loads((tmp_path / "probes.json").read_text())["tasks"][0]
   assert [r["lr"] for r in digits["rungs"]][:2] == pytest.approx([1.0, 10 ** -0.5])
