@@ -10,7 +10,9 @@ named next to its numbers.
 
 import argparse
 import json
+import math
 import pathlib
+import statistics
 
 BEGIN, END = "<!-- headline:begin -->", "<!-- headline:end -->"
 REPLAY_BEGIN, REPLAY_END = "<!-- replay:begin -->", "<!-- replay:end -->"
@@ -576,9 +578,15 @@ def noise_floor_sentence(results_dir: pathlib.Path) -> list[str]:
       rows = {x["method"]: x for x in summary[r["task"]]["rows"]}
       same = report.same_held_lrs(rows.get(NOISE_FLOOR), rows.get("autolrs-budget"))
       held = "" if same is None else f", the same LRs held on {same[0]} of {same[1]}"
+      full, other = rows["autolrs-budget"]["per_seed"], rows[NOISE_FLOOR]["per_seed"]
+      logs = [math.log(other[k] / full[k]) for k in other if k in full]
+      # One standard error of a geometric mean of as many paired seeds.
+      error = (f"; a geometric mean of {len(logs)} paired seeds moves by "
+               f"×{math.exp(statistics.stdev(logs) / math.sqrt(len(logs))):.3f} (one standard "
+               "error)" if len(logs) > 2 else "")
       cells.append(f"{r['task']} {r['median'] / r['base_median']:.3f} ({r['seeds']} seeds in "
                    f"`{path.parent.as_posix()}`; per seed {r['ratio_best']:.3f}–"
-                   f"{r['ratio_worst']:.3f}{held})")
+                   f"{r['ratio_worst']:.3f}{held}{error})")
   if not cells:
     return []
   return ["How far these medians move by chance: the full method with its minibatches drawn in "

@@ -337,6 +337,7 @@ def test_the_noise_floor_line_gives_the_median_ratio_its_seeds_span_and_the_same
   # Medians 0.6 / 0.5; per seed 1.5, 0.8, 1.0; seed 2 held another LR.
   assert "digits 1.200 (3 seeds" in line and "per seed 0.800–1.500" in line
   assert "the same LRs held on 2 of 3" in line
+  assert "moves by ×1.202 (one standard error)" in line  # exp(stdev(log ratios) / sqrt(3)).
 
 
 def test_a_paper_mode_above_twice_the_cosine_is_set_beside_the_best_constant_lr():
