@@ -317,8 +317,9 @@ def take_snapshot(state: AutoLRSState, params: optax.Params):
   The snapshot is taken at a stage's first step: its first probe's first.
   Under ``lax.cond``, so that the other steps do no params-sized work: a
   ``jnp.where`` over a params-sized tree would read and write all of it at
-  every step, where the conditional's untaken first branch forwards its
-  operands, which XLA aliases rather than copies (jax-ml/jax#16661).
+  every step, where the common case takes the conditional's first branch,
+  which forwards its operands, and XLA aliases them rather than copying
+  (jax-ml/jax#16661).
   """
   stage_starts = (state.phase == PROBE) & (state.trial == 0) & (state.phase_step == 0)
   # Copies: a snapshot aliasing the live params or base state, which this step
