@@ -767,9 +767,12 @@ def transition(cfg: AutoLRSConfig, state: Controller, signals: Signals,
 def quiet_transition(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Controller:
   """:func:`transition` of a call run quiet (see :func:`known_quiet_calls`):
   :func:`continue_phase`, or :func:`retry_exploit` if the exploitation blew
-  up, both computed and selected (a few scalars), no control flow."""
+  up, both computed and selected (a few scalars), no control flow. No quiet
+  call is a probe's: its loss record is handed on as it came, which XLA
+  aliases instead of writing it anew."""
   no = jnp.zeros([], bool)
-  signals = signals._replace(probe_ends=no, exploit_ends=no, warmup_ends=no)
+  signals = signals._replace(probe_ends=no, exploit_ends=no, warmup_ends=no,
+                             losses=state.probe_losses)
   continued = continue_phase(cfg, state, signals)
   retried = retry_exploit(cfg, state, signals)
   controller = jax.tree.map(lambda r, c: jnp.where(signals.exploit_blows_up, r, c),
