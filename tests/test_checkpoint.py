@@ -29,7 +29,10 @@ def full(tmp_path_factory):
 # Stage 0 is 3 probes of 8 steps then 60 steps: 10 is inside a probe, 84 the
 # first step of stage 1 (a stage boundary), 130 inside its exploitation.
 @pytest.mark.parametrize("stop_at,phase,stage", [
-    (10, autolrs_jax.PROBE, 0), (84, autolrs_jax.PROBE, 1), (130, autolrs_jax.EXPLOIT, 1)])
+    (10, autolrs_jax.PROBE, 0),
+    # Half a minute each from a cold compilation cache: in the slow tier.
+    pytest.param(84, autolrs_jax.PROBE, 1, marks=pytest.mark.slow),
+    pytest.param(130, autolrs_jax.EXPLOIT, 1, marks=pytest.mark.slow)])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, full, stop_at, phase, stage):
   assert full["phases"][stop_at] == phase and full["stages"][stop_at] == stage
   ckpt = tmp_path / "ckpt"

@@ -71,6 +71,7 @@ for dtype in (jnp.float32, jnp.float64):
 """
 
 
+@pytest.mark.slow
 def test_float32_and_float64_params_train_under_x64():
   env = {**os.environ, "JAX_ENABLE_X64": "1"}
   out = subprocess.run([sys.executable, "-c", X64_SCRIPT.format(tests=str(ROOT / "tests"))],
@@ -253,6 +254,7 @@ def test_concrete_bad_values_are_still_refused_through_inject_hyperparams():
     injected.init(jnp.ones(3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["autolrs", "exptest"])
 def test_multi_steps_shows_the_controller_the_mean_loss_of_its_micro_batches(name):
   k = 4

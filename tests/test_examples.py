@@ -13,6 +13,7 @@ import autolrs_jax
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_mnist1d_example_quick(tmp_path):
   subprocess.run(
       [sys.executable, "-m", "examples.train_mnist1d", "--quick",

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "examples" / "multi_process.py"
 
@@ -17,6 +18,7 @@ def run(tmp_path, processes, local_devices):
   return np.load(out / "run.npz")
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_schedule_and_params_of_one(tmp_path):
   multi = run(tmp_path, 2, 2)
   single = run(tmp_path, 1, 4)

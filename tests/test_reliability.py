@@ -343,6 +343,7 @@ def test_a_noisy_but_sound_exploitation_is_not_rolled_back():
 SGD_MOMENTUM = lambda lr: optax.sgd(lr, momentum=0.9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("base,control", [
     (optax.adam, lambda tx: autolrs_jax.autolrs(tx, min_lr=1e-3, max_lr=1.0, total_steps=1000)),
     (SGD_MOMENTUM, lambda tx: autolrs_jax.autolrs(tx, min_lr=1e-3, max_lr=1.0, tau=100)),
