@@ -35,6 +35,7 @@ from flax import nnx
 
 import autolrs_jax
 from autolrs_jax import _autolrs
+from benchmarks import overhead
 from benchmarks import training
 from benchmarks.tasks import mnist1d
 from benchmarks.tasks import model_loss
@@ -91,10 +92,7 @@ def compile_breakdown(optimizers: dict, data, repeats: int = 2) -> dict:
 
 def first_call_s(tx, data, pass_value) -> float:
   """Seconds of the first call of a fresh step of ``tx`` (compilation included)."""
-  step, params, opt_state = cnn_step(tx, data, pass_value)
-  start = time.perf_counter()
-  jax.block_until_ready(step(params, opt_state, jax.random.key(0)))
-  return time.perf_counter() - start
+  return overhead.first_call_s(*cnn_step(tx, data, pass_value))
 
 
 def cached_first_calls(optimizers: dict, data) -> dict[str, float]:
