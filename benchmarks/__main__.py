@@ -14,6 +14,7 @@ found there, so an interrupted benchmark resumes where it stopped.
 """
 
 import argparse
+import functools
 import json
 import os
 import pathlib
@@ -38,14 +39,45 @@ def machine() -> str:
           f"{platform.machine()}, jax {jax.__version__}")
 
 
+# CPU flags of the vector units XLA:CPU compiles for (it targets the host).
+_VECTOR_UNITS = ("avx512f", "avx2", "fma", "amx_tile", "sve", "asimd")
+
+
+def _cpu() -> str:
+  """The host CPU as XLA:CPU sees it: vendor, family and model, vector units."""
+  try:
+    first = pathlib.Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+  except OSError:
+    return platform.processor() or platform.machine()
+  info = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+  info = {k.strip(): v.strip() for k, v in info.items()}
+  units = [u for u in _VECTOR_UNITS if u in info.get("flags", info.get("Features", "")).split()]
+  return (f"{info.get('vendor_id', platform.machine())} family {info.get('cpu family', '?')} "
+          f"model {info.get('model', '?')} ({', '.join(units) or 'no vector flags'})")
+
+
+@functools.cache
+def numerics() -> str:
+  """What a run's floating-point results depend on besides its code and seed:
+  the device XLA compiles for (a CPU's model and vector units: XLA:CPU targets
+  the host) and the jax and jaxlib versions. The same run agrees bit for bit
+  only where this agrees; elsewhere its rounding differs, and a chaotic
+  training run (MNIST-1D's) ends up to tens of percent away."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jaxlib  # pylint: disable=g-import-not-at-top
+  device = jax.devices()[0]
+  kind = _cpu() if device.platform == "cpu" else device.device_kind
+  return f"{device.platform}: {kind}; jax {jax.__version__}, jaxlib {jaxlib.__version__}"
+
+
 def load_records(path: pathlib.Path) -> list[dict]:
   if not path.exists():
     return []
   return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _key(task, method, seed, lr, steps):
-  return (task, method, seed, None if lr is None else round(lr, 12), steps)
+def _key(task, method, seed, lr, steps, numerics=None):
+  return (task, method, seed, None if lr is None else round(lr, 12), steps, numerics)
 
 
 def _record(task, method, seed, lr, steps, eval_every, run: runner.Run) -> dict:
@@ -57,6 +89,7 @@ def _record(task, method, seed, lr, steps, eval_every, run: runner.Run) -> dict:
       "final_val_loss": run.final_val_loss, "test_loss": run.test_loss,
       "test_metric": TASKS[task].test_metric(run.test_loss, run.test_accuracy),
       "wall_seconds": run.wall_seconds,
+      "numerics": numerics(),
       "probe_fraction": float(np.mean(run.phase == 1)) if autolrs_run else None,
       "bo_stages": run.bo_stages,
       "final_train_loss": lrbench_metrics.final_train_loss(run.train_loss, eval_every),
@@ -100,7 +133,12 @@ def run_benchmark(args, out: pathlib.Path) -> None:
     if args.budget_scale != 1.0:  # The same run over more (or fewer) update calls.
       budget = budget._replace(steps=round(args.budget_scale * budget.steps),
                                eval_every=round(args.budget_scale * budget.eval_every))
-    done = {_key(r["task"], r["method"], r["seed"], r["lr"], r["steps"]) for r in records}
+    # With --same-numerics a run recorded on another machine's numerics (or
+    # before they were recorded) is done again here, so that a variant and its
+    # full method pair on one machine (report.paired).
+    here = numerics() if args.same_numerics else None
+    done = {_key(r["task"], r["method"], r["seed"], r["lr"], r["steps"],
+                 r.get("numerics") if here else None) for r in records}
     for name, seed, lr in plan(task_name, methods, seeds, args.quick):
       method = METHODS[name]
       if method.kind == DERIVED:
@@ -109,7 +147,7 @@ def run_benchmark(args, out: pathlib.Path) -> None:
         if not grid:
           sys.exit(f"{name} needs the 'constant' grid of {task_name} first.")
         lr = report.best_grid_lr(grid)
-      if _key(task_name, name, seed, lr, budget.steps) in done:
+      if _key(task_name, name, seed, lr, budget.steps, here) in done:
         continue
       run = runner.train(task, method, seed, budget.steps, budget.eval_every, lr=lr,
                          keep_logits=task.classification)
@@ -214,6 +252,10 @@ def main(argv=None) -> None:
   parser.add_argument("--seeds", type=int, help="default 3 (1 with --quick)")
   parser.add_argument("--quick", action="store_true", help="short budgets (a smoke run)")
   parser.add_argument("--out", type=pathlib.Path, help=f"default {FULL_OUT} ({QUICK_OUT} with --quick)")
+  parser.add_argument("--same-numerics", action="store_true",
+                      help="run: redo the runs recorded on another machine's numerics (CPU "
+                      "model, vector units, jax version; see numerics()): list the full method "
+                      "beside a variant, so that report pairs them on one machine")
   parser.add_argument("--budget-scale", type=float, default=1.0,
                       help="run: every run over this many times the task's update calls "
                       "(evaluated as often per run); give it its own --out")
@@ -249,7 +291,7 @@ def main(argv=None) -> None:
       parser.error("verify needs --task")
     if args.methods:  # The named policies' missing runs first; by default what is recorded.
       run_benchmark(args, out)
-    verify.main(args, out, load_records(out / "runs.jsonl"), machine())
+    verify.main(args, out, report.latest(load_records(out / "runs.jsonl")), machine())
   elif args.command == "ensemble":
     from benchmarks import pool  # pylint: disable=g-import-not-at-top
 

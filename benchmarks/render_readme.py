@@ -614,7 +614,12 @@ def paired_section(results_dir: pathlib.Path) -> list[str]:
               f"`python -m benchmarks {' '.join(f'--task {t}' for t in tasks)} --methods "
               f"{methods} {out}`: each variant's final "
               "validation loss over the full method's on the same seed (same data, "
-              "initialisation and minibatch keys).", ""] + report.paired_markdown(rows) + [""]
+              "initialisation and minibatch keys) and the same numerics (CPU model and vector "
+              "units, jax version: the run's `numerics`; runs recorded before they were, "
+              "together). A run rounds otherwise on other numerics, and a chaotic one ends "
+              "elsewhere with the same decisions; `--same-numerics` redoes the full method's "
+              "runs here. Unpaired: the variant's seeds with no full run on their numerics.",
+              ""] + report.paired_markdown(rows) + [""]
     choice = report.choice_markdown(summary) if summary else []
     if len(choice) > 2:  # Tasks whose cosine grid ran on these seeds too.
       graded = [t for t in tasks

@@ -457,6 +457,15 @@ def plot_gp_posterior(record: dict[str, Any], stage: int, out: pathlib.Path) -> 
   return path
 
 
+def latest(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  """The last record of each run (task, method, seed, LR, budget), in their
+  order: a run redone on other numerics (``--same-numerics``) replaces its
+  older record in the summaries."""
+  last = {(r["task"], r["method"], r["seed"], r["lr"], r["steps"]): i
+          for i, r in enumerate(records)}
+  return [records[i] for i in sorted(last.values())]
+
+
 def paired(records: list[dict[str, Any]], base: str = "autolrs-budget") -> list[dict[str, Any]]:
   """Each variant of ``base`` (``base:name``) against it, seed by seed, per task.
 
@@ -464,18 +473,29 @@ def paired(records: list[dict[str, Any]], base: str = "autolrs-budget") -> list[
   the initialisation and the minibatch keys, so the ratio of their final
   validation losses is the mechanism's effect plus the noise of a shifted
   trajectory. Its geometric mean and worst seed say more than a median of 3.
+  Runs pair only where recorded on the same numerics (``numerics``: the CPU
+  or device and the jax version): elsewhere a run that makes the same
+  decisions rounds otherwise and ends elsewhere. ``unpaired``: the variant's
+  seeds with no run of ``base`` on its numerics.
   """
-  finals = {(r["task"], r["method"], r["seed"]): r["final_val_loss"] for r in records}
+  # The last record of each run on each numerics, in the file's order.
+  finals = {(r["task"], r["method"], r["seed"], r.get("numerics")): r["final_val_loss"]
+            for r in records}
   rows = []
-  for task, method in sorted({(t, m) for t, m, _ in finals if m.startswith(base + ":")}):
-    seeds = sorted(s for t, m, s in finals if (t, m) == (task, method) and (t, base, s) in finals)
-    if not seeds:
+  for task, method in sorted({(t, m) for t, m, _, _ in finals if m.startswith(base + ":")}):
+    mine = [(s, n) for t, m, s, n in finals if (t, m) == (task, method)]
+    # A seed paired on several numerics: its latest variant run's.
+    pairs = {s: n for s, n in mine if (task, base, s, n) in finals}
+    if not pairs:
       continue
-    ratios = np.array([finals[task, method, s] / finals[task, base, s] for s in seeds])
+    seeds = sorted(pairs)
+    variant = np.array([finals[task, method, s, pairs[s]] for s in seeds])
+    full = np.array([finals[task, base, s, pairs[s]] for s in seeds])
+    ratios = variant / full
     rows.append({
         "task": task, "method": method, "seeds": len(seeds),
-        "median": float(np.median([finals[task, method, s] for s in seeds])),
-        "base_median": float(np.median([finals[task, base, s] for s in seeds])),
+        "unpaired": len({s for s, _ in mine} - set(seeds)),
+        "median": float(np.median(variant)), "base_median": float(np.median(full)),
         "ratio_geometric_mean": float(np.exp(np.mean(np.log(ratios)))),
         "ratio_median": float(np.median(ratios)),
         "ratio_best": float(ratios.min()), "ratio_worst": float(ratios.max()),
@@ -489,18 +509,20 @@ def paired_markdown(rows: list[dict[str, Any]]) -> list[str]:
            "|---|---|---|---:|---:|---:|---:|---:|---:|"]
   for r in rows:
     what = METHODS[r["method"]].description if r["method"] in METHODS else "—"
-    lines.append(f"| {r['task']} | {r['method'].split(':', 1)[1]} | {what} | {r['seeds']} | "
+    seeds = f"{r['seeds']}" + (f" ({r['unpaired']} unpaired)" if r.get("unpaired") else "")
+    lines.append(f"| {r['task']} | {r['method'].split(':', 1)[1]} | {what} | {seeds} | "
                  f"{r['median']:.4g} ({r['base_median']:.4g}) | {r['ratio_geometric_mean']:.3f} | "
                  f"{r['ratio_median']:.3f} | {r['ratio_best']:.3f} | {r['ratio_worst']:.3f} |")
   return lines
 
 
 def write_report(records: list[dict[str, Any]], out: pathlib.Path, machine: str) -> dict:
+  pairs = paired(records)
+  records = latest(records)
   summary = summarize(with_pool_metrics(records, out))
   out.mkdir(parents=True, exist_ok=True)
   (out / "results.json").write_text(json.dumps({"machine": machine, "tasks": summary}, indent=1))
   (out / "table.md").write_text(markdown(summary, machine))
-  pairs = paired(records)
   if pairs:
     (out / "paired.json").write_text(json.dumps({"machine": machine, "rows": pairs}, indent=1))
   plot_validation_curves(records, summary, out)

@@ -127,6 +127,8 @@ def test_quick_benchmark_and_ensembles_on_digits(tmp_path):
   assert 0.3 < autolrs["probe_fraction"]["median"] < 0.7
   # ExpTest's LR is recorded: its search starts at the range's bottom and grows.
   runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+  from benchmarks import __main__ as bench  # pylint: disable=g-import-not-at-top
+  assert {r["numerics"] for r in runs} == {bench.numerics()}
   exptest_lr = np.asarray(next(r for r in runs if r["method"] == "exptest")["learning_rate"])
   assert exptest_lr[0] == pytest.approx(tasks.LR_RANGES["sgd"][0])
   assert exptest_lr.max() > exptest_lr[0] and np.isfinite(exptest_lr).all()
@@ -183,6 +185,46 @@ def test_paired_variants_are_ratios_to_the_full_method_seed_by_seed_with_what_th
   assert row["ratio_best"] == pytest.approx(0.5) and row["ratio_geometric_mean"] == pytest.approx(1.0)
   (line,) = report.paired_markdown([row])[2:]
   assert "| fixed-drift | ablation: the drift bound for a whole probe" in line
+
+
+def test_variants_pair_with_the_full_method_only_on_the_same_numerics():
+  """A run rounds otherwise on another CPU or jax: the same decisions end elsewhere."""
+  here, there = {"numerics": "cpu: A"}, {"numerics": "cpu: B"}
+  records = [record("autolrs-budget", 0, None, [1.0, 1.0, 1.0, 0.5], **there),
+             record("autolrs-budget", 1, None, [1.0, 1.0, 1.0, 0.5], **there),
+             record("autolrs-budget", 0, None, [1.0, 1.0, 1.0, 0.8], **here),
+             record("autolrs-budget:fixed-drift", 0, None, [1.0, 1.0, 1.0, 0.8], **here),
+             record("autolrs-budget:fixed-drift", 2, None, [1.0, 1.0, 1.0, 0.8], **here)]
+  (row,) = report.paired(records)
+  # Seed 0 against its run on "cpu: A" (not 0.5 on B); seed 2 has no full run.
+  assert row["seeds"] == 1 and row["unpaired"] == 1
+  assert row["ratio_geometric_mean"] == pytest.approx(1.0)
+  assert "| fixed-drift |" in report.paired_markdown([row])[2] and "1 (1 unpaired)" in (
+      report.paired_markdown([row])[2])
+  # The summaries take each run's latest record: seed 0's on A.
+  finals = {(r["method"], r["seed"]): r["final_val_loss"] for r in report.latest(records)}
+  assert finals[("autolrs-budget", 0)] == 0.8 and finals[("autolrs-budget", 1)] == 0.5
+  assert len(report.latest(records)) == 4
+
+
+def test_a_run_recorded_on_other_numerics_is_redone_only_with_same_numerics(tmp_path):
+  from benchmarks import __main__ as bench  # pylint: disable=g-import-not-at-top
+  assert bench.numerics().startswith(f"{jax.devices()[0].platform}: ")
+  assert f"jax {jax.__version__}" in bench.numerics()
+  steps = tasks.TASKS["digits"].quick.steps
+  elsewhere = record("prodigy-cosine", 0, None, [1.0, 1.0, 1.0, 0.5], steps=steps,
+                     numerics="cpu: elsewhere")
+  (tmp_path / "runs.jsonl").write_text(json.dumps(elsewhere) + "\n")
+  run = lambda *flags: bench.main(["--task", "digits", "--quick", "--methods", "prodigy-cosine",
+                                   "--seeds", "1", "--out", str(tmp_path), *flags])
+  run()  # Recorded: resumed, nothing run.
+  assert len(bench.load_records(tmp_path / "runs.jsonl")) == 1
+  run("--same-numerics")
+  older, redone = bench.load_records(tmp_path / "runs.jsonl")
+  assert older == elsewhere and redone["numerics"] == bench.numerics()
+  assert report.latest([older, redone]) == [redone]
+  run("--same-numerics")  # Now recorded here too.
+  assert len(bench.load_records(tmp_path / "runs.jsonl")) == 2
 
 
 @pytest.mark.slow
