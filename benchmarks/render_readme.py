@@ -594,6 +594,31 @@ def noise_floor_sentence(results_dir: pathlib.Path) -> list[str]:
           "final validation loss over its own: " + "; ".join(cells) + "."]
 
 
+def numerics_sentence(results_dir: pathlib.Path) -> list[str]:
+  """How far a run moves when redone on other numerics (``--same-numerics``):
+  its latest record over its first, per task, from every ``runs.jsonl``."""
+  runs: dict[tuple, list[dict]] = {}
+  for path in sorted(results_dir.glob("*/runs.jsonl")):
+    for line in path.read_text().splitlines():
+      r = json.loads(line)
+      runs.setdefault((path.parent.name, r["task"], r["method"], r["seed"], r["lr"], r["steps"]),
+                      []).append(r)
+  ratios: dict[str, list[float]] = {}
+  for (_, task, *_), records in sorted(runs.items()):
+    if len({r.get("numerics") for r in records}) > 1:
+      ratios.setdefault(task, []).append(records[-1]["final_val_loss"]
+                                         / records[0]["final_val_loss"])
+  if not ratios:
+    return []
+  cells = [f"{task} {len(v)} runs, {sum(abs(x - 1) < 1e-6 for x in v)} to the last digit, "
+           f"{min(v):.3f}–{max(v):.3f}" for task, v in sorted(ratios.items())]
+  return ["The same runs redone on this machine's numerics (`--same-numerics`), the same code "
+          "and seeds: their final validation loss over their first record's, " + "; ".join(cells)
+          + ". A run is deterministic on one machine; elsewhere XLA rounds otherwise, and a "
+          "chaotic training run ends elsewhere with the same decisions, so paired comparisons "
+          "pair runs on the same numerics only."]
+
+
 def paired_section(results_dir: pathlib.Path) -> list[str]:
   """Each directory's variants of AutoLRS against the full method, seed by seed."""
   from benchmarks import report  # pylint: disable=g-import-not-at-top
@@ -671,7 +696,7 @@ def main(argv=None):
            "not reached; runs: runs of the budget it takes to get the result (a grid's runs; "
            "AutoLRS one).", ""]
   lines += headline(args.results) + [""] + choice_table(args.results) + [""]
-  lines += noise_floor_sentence(args.results) + ["", END]
+  lines += noise_floor_sentence(args.results) + numerics_sentence(args.results) + ["", END]
   text = replace_block(args.readme.read_text(), BEGIN, END, lines)
   ensembles = ensemble_summary(args.results / "bench")
   if ensembles and ENSEMBLE_BEGIN in text:

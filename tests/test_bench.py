@@ -393,3 +393,18 @@ def test_a_paper_mode_above_twice_the_cosine_is_set_beside_the_best_constant_lr(
   assert "digits 4.00× (worst seed 5.00×)" in line
   tasks["digits"]["rows"] = [r for r in tasks["digits"]["rows"] if r["method"] != "autolrs-sgd"]
   assert render_readme.unannealed_sentence(tasks) == []  # No paper mode above 2x: no line.
+
+
+def test_the_numerics_line_sets_each_run_redone_elsewhere_beside_its_first_record(tmp_path):
+  from benchmarks import render_readme
+  older = [record("autolrs-budget", s, None, [1.0, 1.0, 1.0, v]) for s, v in enumerate([0.5, 0.4])]
+  redone = [record("autolrs-budget", s, None, [1.0, 1.0, 1.0, v], numerics="cpu: here")
+            for s, v in enumerate([0.5, 0.6])]
+  untouched = [record("cosine", 0, 0.1, [1.0, 1.0, 1.0, 0.5])] * 2  # Twice, on one numerics.
+  (tmp_path / "bench").mkdir()
+  (tmp_path / "bench" / "runs.jsonl").write_text(
+      "".join(json.dumps(r) + "\n" for r in older + untouched + redone))
+  (line,) = render_readme.numerics_sentence(tmp_path)
+  assert "digits 2 runs, 1 to the last digit, 1.000–1.500" in line
+  (tmp_path / "bench" / "runs.jsonl").write_text(json.dumps(older[0]) + "\n")
+  assert render_readme.numerics_sentence(tmp_path) == []
