@@ -10,7 +10,9 @@
     python -m benchmarks readme                    # README and docs/benchmarks.md from results/
 
 Runs are appended to ``<out>/runs.jsonl`` as they finish and skipped when
-found there, so an interrupted benchmark resumes where it stopped.
+found there, so an interrupted benchmark resumes where it stopped; with
+``--same-numerics`` only when found recorded on this machine's numerics
+(:func:`numerics`), so that a variant pairs with its full method's run.
 """
 
 import argparse
