@@ -92,6 +92,13 @@ def first_call_s(step, params, opt_state) -> float:
   return time.perf_counter() - start
 
 
+def compiled_fusions(step, params, opt_state) -> int:
+  """Fused kernels in ``step``'s compiled program (XLA:CPU compiles each one,
+  so that their number drives the compile's seconds)."""
+  compiled = step.lower(params, opt_state, jax.random.key(0)).compile()
+  return compiled.as_text().count(" fusion(")
+
+
 def loop(step, params, opt_state, calls: int):
   """One call of a training loop per call of the returned function, up to
   ``calls``: ``step(params, opt_state, key)``, a step or
@@ -124,7 +131,10 @@ def whole_runs(quick: bool) -> list[dict]:
   optimizer and the bare optimizer in ``optax.apply_if_finite`` (the same
   guarantee that a non-finite update is never applied), the three timed in
   turns of ten calls in one process (:func:`training.time_loops`). Also each
-  step's first call: the bare, the one-program and the quiet step. ``quick``:
+  step's first call (the bare, the guarded, the one-program and the quiet
+  step) and the fused kernels compiled into the bare, guarded and quiet steps:
+  the quiet step keeps the guard's promise, and its compile is measured
+  against it as well as against the bare step's. ``quick``:
   the smallest model only, a fifth of its calls.
   """
   rows = []
@@ -145,6 +155,8 @@ def whole_runs(quick: bool) -> list[dict]:
         quiet = donated_step(tx, params, pass_value=True, quiet=True)
         first = {"bare": first_call_s(*bare), "if_finite": first_call_s(*guarded),
                  "one_program": first_call_s(*full), "quiet": first_call_s(*quiet)}
+        fusions = {k: compiled_fusions(*v) for k, v in
+                   (("bare", bare), ("if_finite", guarded), ("quiet", quiet))}
         autolrs_jax.quiet_calls(full[2])  # Its first read, as the steps' first calls, untimed.
         timing = training.time_loops({
             "bare": loop(*bare, calls=calls),
@@ -153,7 +165,7 @@ def whole_runs(quick: bool) -> list[dict]:
         }, calls)
         rows.append({
             "model": name, "parameters": int(n), "base": base_name, "mode": mode,
-            "calls": calls, "timing": timing, "first_call_s": first,
+            "calls": calls, "timing": timing, "first_call_s": first, "fusions": fusions,
             "ratio_mean": timing["fast"]["total_s"] / timing["bare"]["total_s"],
             "ratio_mean_if_finite": timing["fast"]["total_s"] / timing["if_finite"]["total_s"],
             "quiet_compile_over_bare": first["quiet"] / first["bare"],

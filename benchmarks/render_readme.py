@@ -314,20 +314,28 @@ def whole_runs_section(r) -> list[str]:
       "calls), the calls it counts run by the step compiled with `update(..., quiet=True)`, "
       "beside the bare base optimizer and the bare one in `optax.apply_if_finite`, the three "
       "taking turns of ten calls in one process. Time of the whole run ÷ the bare optimizer's "
-      "and ÷ `apply_if_finite`'s; first calls (compilation) of the bare, one-program and quiet "
-      "steps:",
+      "and ÷ `apply_if_finite`'s; first calls (compilation included) of the bare, guarded "
+      "(`apply_if_finite`), one-program and quiet steps, and the fused kernels each compiles "
+      "(fusions: bare / guarded / quiet; XLA:CPU compiles each kernel, so that their number "
+      "drives its seconds):",
       "",
       "| parameters | base | controller | calls | quiet run ÷ bare | ÷ apply_if_finite | "
-      "first call: bare | one-program | quiet | quiet ÷ bare |",
-      "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+      "first call: bare | apply_if_finite | one-program | quiet | quiet ÷ bare | "
+      "quiet ÷ apply_if_finite | fusions |",
+      "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ]
   for row in r["whole_runs"]:
     first = row["first_call_s"]
+    guarded = (f"{first['if_finite']:.2f} s", f"{first['quiet'] / first['if_finite']:.2f}×"
+               ) if "if_finite" in first else ("—", "—")
+    fusions = " / ".join(str(row["fusions"][k]) for k in ("bare", "if_finite", "quiet")
+                         ) if "fusions" in row else "—"
     lines.append(
         f"| {row['parameters']:,} | {row['base']} | {CONTROLLERS[row['mode']]} | "
         f"{row['calls']} | {row['ratio_mean']:.3f}× | {row['ratio_mean_if_finite']:.3f}× | "
-        f"{first['bare']:.2f} s | {first['one_program']:.2f} s | {first['quiet']:.2f} s | "
-        f"{row['quiet_compile_over_bare']:.2f}× |")
+        f"{first['bare']:.2f} s | {guarded[0]} | {first['one_program']:.2f} s | "
+        f"{first['quiet']:.2f} s | {row['quiet_compile_over_bare']:.2f}× | {guarded[1]} | "
+        f"{fusions} |")
   return lines + [""]
 
 
