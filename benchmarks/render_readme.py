@@ -586,8 +586,7 @@ def noise_floor_sentence(results_dir: pathlib.Path) -> list[str]:
       rows = {x["method"]: x for x in summary[r["task"]]["rows"]}
       same = report.same_held_lrs(rows.get(NOISE_FLOOR), rows.get("autolrs-budget"))
       held = "" if same is None else f", the same LRs held on {same[0]} of {same[1]}"
-      full, other = rows["autolrs-budget"]["per_seed"], rows[NOISE_FLOOR]["per_seed"]
-      logs = [math.log(other[k] / full[k]) for k in other if k in full]
+      logs = [math.log(x) for x in r["per_seed_ratio"].values()]
       # One standard error of a geometric mean of as many paired seeds.
       error = (f"; a geometric mean of {len(logs)} paired seeds moves by "
                f"×{math.exp(statistics.stdev(logs) / math.sqrt(len(logs))):.3f} (one standard "

@@ -243,7 +243,10 @@ def ablation_markdown(t: dict[str, Any]) -> list[str]:
   for r in variants:
     full = by_name.get(r["method"].split(":")[0])
     ratio = "—"
-    if full is not None and full.get("per_seed"):
+    if r["method"] in t.get("paired", {}):  # Paired on the same numerics.
+      ratio = " ".join(f"{v:.3g}" for _, v in sorted(t["paired"][r["method"]].items(),
+                                                      key=lambda sv: int(sv[0])))
+    elif full is not None and full.get("per_seed"):
       pairs = [(v, full["per_seed"][s]) for s, v in r["per_seed"].items() if s in full["per_seed"]]
       ratio = " ".join(f"{v / f:.3g}" for v, f in pairs) or "—"
     what = r["description"].removeprefix("ablation: ").removeprefix("candidate: ")
@@ -499,6 +502,7 @@ def paired(records: list[dict[str, Any]], base: str = "autolrs-budget") -> list[
         "ratio_geometric_mean": float(np.exp(np.mean(np.log(ratios)))),
         "ratio_median": float(np.median(ratios)),
         "ratio_best": float(ratios.min()), "ratio_worst": float(ratios.max()),
+        "per_seed_ratio": {str(s): float(x) for s, x in zip(seeds, ratios)},
     })
   return rows
 
@@ -520,6 +524,9 @@ def write_report(records: list[dict[str, Any]], out: pathlib.Path, machine: str)
   pairs = paired(records)
   records = latest(records)
   summary = summarize(with_pool_metrics(records, out))
+  for row in pairs:  # The ablation tables' per-seed ratios, paired on the same numerics.
+    if row["task"] in summary:  # A task without a grid has no summary.
+      summary[row["task"]].setdefault("paired", {})[row["method"]] = row["per_seed_ratio"]
   out.mkdir(parents=True, exist_ok=True)
   (out / "results.json").write_text(json.dumps({"machine": machine, "tasks": summary}, indent=1))
   (out / "table.md").write_text(markdown(summary, machine))

@@ -408,3 +408,18 @@ def test_the_numerics_line_sets_each_run_redone_elsewhere_beside_its_first_recor
   assert "digits 2 runs, 1 to the last digit, 1.000–1.500" in line
   (tmp_path / "bench" / "runs.jsonl").write_text(json.dumps(older[0]) + "\n")
   assert render_readme.numerics_sentence(tmp_path) == []
+
+
+def test_the_ablation_table_divides_each_seed_by_the_full_run_on_its_numerics(tmp_path):
+  here, there = {"numerics": "cpu: A"}, {"numerics": "cpu: B"}
+  records = [record("cosine", s, 0.1, [1.0, 1.0, 1.0, 0.5]) for s in range(2)]
+  records += [record("autolrs-budget", 1, None, [1.0, 1.0, 1.0, 0.5], **there),
+              record("autolrs-budget:fixed-drift", 1, None, [1.0, 1.0, 1.0, 0.5], **there),
+              record("autolrs-budget", 0, None, [1.0, 1.0, 1.0, 0.8], **here),
+              record("autolrs-budget", 1, None, [1.0, 1.0, 1.0, 1.0], **here),
+              record("autolrs-budget:fixed-drift", 0, None, [1.0, 1.0, 1.0, 0.8], **here)]
+  report.write_report(records, tmp_path, "test machine")
+  (line,) = [l for l in (tmp_path / "table.md").read_text().splitlines()
+             if l.startswith("| autolrs-budget:fixed-drift |")]
+  # Seed 1 against its full run on B (0.5), not the latest one (1.0, on A).
+  assert "| 1 1 |" in line
