@@ -196,7 +196,8 @@ class BudgetPlan(NamedTuple):
   # (issue 26): 'gradient-scaled' changes only the LM there, whose probes at
   # 0.1 and 0.032 then run to their end and lose on their loss, as they did
   # on the drift: the same rungs win, at 3-5% more of the budget in probes
-  # (1.0077x the default, geometric mean of 3 seeds).
+  # (1.0077x the default, geometric mean of 3 seeds; 1.009x, each seed worse,
+  # with both run on one machine's numerics).
   drift_bound: str = "always"
   # The bound scaled by the probe's length: its path may reach this many
   # snapshot norms per call (None: ``max_probe_drift`` for the whole probe,
