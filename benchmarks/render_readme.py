@@ -619,11 +619,11 @@ def numerics_sentence(results_dir: pathlib.Path) -> list[str]:
     return []
   cells = [f"{task} {len(v)} runs, {sum(abs(x - 1) < 1e-6 for x in v)} to the last digit, "
            f"{min(v):.3f}–{max(v):.3f}" for task, v in sorted(ratios.items())]
-  return ["The same runs redone on this machine's numerics (`--same-numerics`), the same code "
-          "and seeds: their final validation loss over their first record's, " + "; ".join(cells)
-          + ". A run is deterministic on one machine; elsewhere XLA rounds otherwise, and a "
-          "chaotic training run ends elsewhere with the same decisions, so paired comparisons "
-          "pair runs on the same numerics only."]
+  return ["Runs redone with `--same-numerics` on a machine whose numerics differ from their "
+          "first record's (the same seeds): the redone run's final validation loss over the "
+          "first record's, " + "; ".join(cells) + ". A run is deterministic on one machine; "
+          "elsewhere XLA may round otherwise, and a chaotic training run then ends elsewhere "
+          "with the same decisions, so paired comparisons pair runs on the same numerics only."]
 
 
 def paired_section(results_dir: pathlib.Path) -> list[str]:
