@@ -84,12 +84,13 @@ def cosine_by_peak(task: str, steps: int) -> dict[float, float]:
   """The benchmark's cosine runs of ``task``: median final validation loss per peak."""
   if not RUNS.exists():
     return {}
-  finals = {}
+  finals = {}  # (peak, seed) -> final loss; a run's latest record.
   for line in RUNS.read_text().splitlines():
     r = json.loads(line)
     if (r["task"], r["method"], r["steps"]) == (task, "cosine", steps):
-      finals.setdefault(round(np.log10(r["lr"]), 2), []).append(r["final_val_loss"])
-  return {k: float(np.median(v)) for k, v in finals.items()}
+      finals[round(np.log10(r["lr"]), 2), r["seed"]] = r["final_val_loss"]
+  peaks = {peak for peak, _ in finals}
+  return {p: float(np.median([v for (q, _), v in finals.items() if q == p])) for p in peaks}
 
 
 def measure(task_name: str, seeds: int, budget_scale: float = 1.0) -> dict:

@@ -423,3 +423,14 @@ def test_the_ablation_table_divides_each_seed_by_the_full_run_on_its_numerics(tm
              if l.startswith("| autolrs-budget:fixed-drift |")]
   # Seed 1 against its full run on B (0.5), not the latest one (1.0, on A).
   assert "| 1 1 |" in line
+
+
+def test_the_probes_table_takes_each_cosine_run_s_latest_record(tmp_path, monkeypatch):
+  from benchmarks import probe_landscape
+  runs = [record("cosine", 0, 0.1, [1.0, 1.0, 1.0, 0.5]), record("cosine", 1, 0.1, [1.0, 1.0, 1.0, 0.7]),
+          record("cosine", 0, 0.1, [1.0, 1.0, 1.0, 0.9], numerics="cpu: redone"),
+          record("cosine", 0, 1.0, [1.0, 1.0, 1.0, 2.0])]
+  (tmp_path / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+  monkeypatch.setattr(probe_landscape, "RUNS", tmp_path / "runs.jsonl")
+  by_peak = probe_landscape.cosine_by_peak("digits", 100)
+  assert by_peak == {-1.0: pytest.approx(0.8), 0.0: pytest.approx(2.0)}  # Seeds 0 (redone), 1.
