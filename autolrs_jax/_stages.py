@@ -227,8 +227,10 @@ class BudgetPlan(NamedTuple):
   # ('hot': the lower LR was a warm-up) or warming up as from the snapshot
   # ('warm'); None: restored. Off on the tuning tasks (issue 26): 'hot' lost
   # on digits (1.084x, geometric mean of 10 paired seeds) and MNIST-1D
-  # (1.046x); 'warm' on the LM (worse on each of 3 seeds, 1.004x) and
-  # MNIST-1D (1.013x), not digits (0.981x). The same LRs were held.
+  # (1.046x); 'warm' on the LM (worse on each of 3 seeds, 1.004x; 1.012x with
+  # both run on one machine's numerics) and MNIST-1D (1.013x; 1.057x on one
+  # machine's, within its noise floor), not digits (0.981x). The same LRs
+  # were held.
   keep_lower_probe: str | None = None
   # A probe's score: 'forecast' (the paper's: its fit at the stage's end),
   # 'log-forecast' (the same of the log-loss: a factor, whatever the loss's
