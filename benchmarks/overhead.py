@@ -92,11 +92,15 @@ def first_call_s(step, params, opt_state) -> float:
   return time.perf_counter() - start
 
 
-def compiled_fusions(step, params, opt_state) -> int:
-  """Fused kernels in ``step``'s compiled program (XLA:CPU compiles each one,
-  so that their number drives the compile's seconds)."""
-  compiled = step.lower(params, opt_state, jax.random.key(0)).compile()
+def fusions(compiled) -> int:
+  """Fused kernels in a compiled program (XLA:CPU compiles each one, so that
+  their number drives the compile's seconds)."""
   return compiled.as_text().count(" fusion(")
+
+
+def compiled_fusions(step, params, opt_state) -> int:
+  """:func:`fusions` of ``step`` compiled for its arguments."""
+  return fusions(step.lower(params, opt_state, jax.random.key(0)).compile())
 
 
 def loop(step, params, opt_state, calls: int):
@@ -155,7 +159,7 @@ def whole_runs(quick: bool) -> list[dict]:
         quiet = donated_step(tx, params, pass_value=True, quiet=True)
         first = {"bare": first_call_s(*bare), "if_finite": first_call_s(*guarded),
                  "one_program": first_call_s(*full), "quiet": first_call_s(*quiet)}
-        fusions = {k: compiled_fusions(*v) for k, v in
+        kernels = {k: compiled_fusions(*v) for k, v in
                    (("bare", bare), ("if_finite", guarded), ("quiet", quiet))}
         autolrs_jax.quiet_calls(full[2])  # Its first read, as the steps' first calls, untimed.
         timing = training.time_loops({
@@ -165,7 +169,7 @@ def whole_runs(quick: bool) -> list[dict]:
         }, calls)
         rows.append({
             "model": name, "parameters": int(n), "base": base_name, "mode": mode,
-            "calls": calls, "timing": timing, "first_call_s": first, "fusions": fusions,
+            "calls": calls, "timing": timing, "first_call_s": first, "fusions": kernels,
             "ratio_mean": timing["fast"]["total_s"] / timing["bare"]["total_s"],
             "ratio_mean_if_finite": timing["fast"]["total_s"] / timing["if_finite"]["total_s"],
             "quiet_compile_over_bare": first["quiet"] / first["bare"],

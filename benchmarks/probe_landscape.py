@@ -28,6 +28,7 @@ from flax import nnx
 
 import autolrs_jax
 from autolrs_jax import forecast as forecast_lib
+from benchmarks import report
 from benchmarks.tasks import base_optimizer
 from benchmarks.tasks import LR_RANGES
 from benchmarks.tasks import model_loss
@@ -84,13 +85,11 @@ def cosine_by_peak(task: str, steps: int) -> dict[float, float]:
   """The benchmark's cosine runs of ``task``: median final validation loss per peak."""
   if not RUNS.exists():
     return {}
-  finals = {}  # (peak, seed) -> final loss; a run's latest record.
-  for line in RUNS.read_text().splitlines():
-    r = json.loads(line)
+  finals = {}
+  for r in report.latest([json.loads(line) for line in RUNS.read_text().splitlines()]):
     if (r["task"], r["method"], r["steps"]) == (task, "cosine", steps):
-      finals[round(np.log10(r["lr"]), 2), r["seed"]] = r["final_val_loss"]
-  peaks = {peak for peak, _ in finals}
-  return {p: float(np.median([v for (q, _), v in finals.items() if q == p])) for p in peaks}
+      finals.setdefault(round(np.log10(r["lr"]), 2), []).append(r["final_val_loss"])
+  return {k: float(np.median(v)) for k, v in finals.items()}
 
 
 def measure(task_name: str, seeds: int, budget_scale: float = 1.0) -> dict:
