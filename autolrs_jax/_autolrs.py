@@ -196,6 +196,9 @@ class AutoLRSConfig(NamedTuple):
   # max_probe_drift for a whole probe).
   drift_per_call: float | None = None
   drift_bound: str = "always"  # Whose probes the bound ends (BudgetPlan.drift_bound).
+  # A probe the drift bound does not end diverges once its loss passes this
+  # multiple of the stage's starting loss (BudgetPlan.probe_spike); None: off.
+  probe_spike: float | None = None
   exploit_guard: float | None = None  # BudgetPlan.exploit_guard; None: off.
   # Steps over which an exploitation from the snapshot warms up (0: none).
   exploit_warmup_steps: int = 0
@@ -226,7 +229,7 @@ def configure(*, min_lr: float, max_lr: float, acquisition: str, kappa: float, g
       strategies=_strategies.budget(space, stages, budget, acquisition, kappa,
                                     fields["warmup_steps"]),
       drift_per_call=budget.drift_per_call, drift_bound=budget.drift_bound,
-      exploit_guard=budget.exploit_guard,
+      probe_spike=budget.probe_spike, exploit_guard=budget.exploit_guard,
       exploit_warmup_steps=int(round(budget.exploit_warmup * stages.total_steps)), **common)
 
 
@@ -358,7 +361,9 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   rounding of ``|p|``, and not at all once ``p`` is NaN. How far a probe has
   gone is bounded by its path length, the sum of its steps' norms (triangle
   inequality), which costs no pass over the params: a probe ends once its
-  path would exceed ``max_probe_drift`` times the snapshot's norm.
+  path would exceed ``max_probe_drift`` times the snapshot's norm. A probe
+  that bound does not end (``drift_bounded`` off) ends once its loss passes
+  ``probe_spike`` times the stage's starting loss.
 
   An ended probe is not scored here (:func:`score_ended_probe` does).
   """
@@ -374,8 +379,15 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
     bound = _budget.drift_limit(cfg.drift_per_call, cfg.max_probe_drift, tau_probe)
     step_ok &= ~in_probe | ~state.drift_bounded | (path <= bound * snapshot_norm)
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
-  diverged_now = ~loss_ok | ~step_ok
   stage_loss = starting_loss(cfg, state, value, stage_starts)
+  if cfg.probe_spike is not None:
+    # A probe whose path is not bounded (a step of fixed size: Adam's) is
+    # bounded by its loss: one far above the stage's start marks an LR past
+    # the edge of stability, whose model can then sit at chance and score
+    # as well as the rungs below it that learn.
+    spiked = value - stage_loss > (cfg.probe_spike - 1.0) * jnp.abs(stage_loss)
+    step_ok &= ~in_probe | state.drift_bounded | ~spiked
+  diverged_now = ~loss_ok | ~step_ok
   exploit_loss = jnp.where(
       ~in_exploit | ~loss_ok, state.exploit_loss,
       jnp.where(state.phase_step == 0, value,
@@ -1040,7 +1052,9 @@ def autolrs(
       and otherwise off by at most an ulp of ``|p|``. With a budget, the
       plan's ``drift_per_call`` (the default) replaces the value by a bound
       that grows with the probe's length, and its ``drift_bound`` says whose
-      probes it ends; None switches the bound off in both modes.
+      probes it ends (by default a base optimizer's whose step grows with
+      the gradient: SGD's, not Adam's); None switches the bound off in both
+      modes.
     drift_per_call: the paper's mode: a probe's path may reach this many
       snapshot norms per call (its bound grows as its stage's probes double);
       None: ``max_probe_drift`` for a whole probe, whatever its length. A

@@ -10,9 +10,10 @@ calls. Recorded per rung: the validation loss at the probe's end, the
 exponential forecast of its training losses at the hold's horizon (the
 default score's rule, :func:`autolrs_jax.forecast.forecast`), the fit at its
 own end, and its path over the initial parameters' norm (what
-``max_probe_drift`` bounds). Beside them, the final validation loss of the
-benchmark's cosine at that peak (``results/bench/runs.jsonl``, median over
-seeds; nothing is rerun): the ranking a score should reproduce.
+``max_probe_drift`` bounds where the default bounds it: ``drift_bounded``).
+Beside them, the final validation loss of the benchmark's cosine at that peak
+(``results/bench/runs.jsonl``, median over seeds; nothing is rerun): the
+ranking a score should reproduce.
 """
 
 import argparse
@@ -92,6 +93,17 @@ def cosine_by_peak(task: str, steps: int) -> dict[float, float]:
   return {k: float(np.median(v)) for k, v in finals.items()}
 
 
+def drift_bounded(task, steps: int) -> bool:
+  """Whether the default budget mode bounds the drift of this task's probes
+  (``BudgetPlan.drift_bound``: by default only where the step grows with the
+  gradient)."""
+  lo, hi = LR_RANGES[task.optimizer]
+  tx = autolrs_jax.autolrs(base_optimizer(task.optimizer, 1.0), min_lr=lo, max_lr=hi,
+                           total_steps=steps)
+  _, params = nnx.split(task.make_model(0))
+  return bool(autolrs_jax.find_state(tx.init(params)).drift_bounded)
+
+
 def measure(task_name: str, seeds: int, budget_scale: float = 1.0) -> dict:
   task = TASKS[task_name]
   plan = autolrs_jax.BudgetPlan()
@@ -110,7 +122,7 @@ def measure(task_name: str, seeds: int, budget_scale: float = 1.0) -> dict:
         "cosine_final_val_loss": cosine.get(round(np.log10(lr), 2)),
     })
   return {"task": task_name, "split": task.split, "optimizer": task.optimizer,
-          "budget": steps, "probe_calls": calls, "horizon": horizon, "seeds": seeds,
+          "drift_bounded": drift_bounded(task, steps), "budget": steps, "probe_calls": calls, "horizon": horizon, "seeds": seeds,
           "rungs": rungs}
 
 

@@ -442,14 +442,18 @@ def probes_section(r):
            f"stage does (medians over seeds): the validation loss at the probe's end, the default "
            "score (the exponential forecast at the hold's horizon), the fit at the probe's own end, "
            f"and the probe's path over the initial norm (★: past {bound_text}, the probe counts as "
-           "diverged); beside them the benchmark's cosine at that peak (its final validation "
+           "diverged, on the tasks whose probes the default bounds: those whose step grows with "
+           "the gradient); beside them the benchmark's cosine at that peak (its final validation "
            "loss; bold: the best peak).", ""]
   for t in r["tasks"]:
     limit = per_call * t["probe_calls"] if per_call else r["drift_bound"]
+    if not t["drift_bounded"]:
+      limit = float("inf")
     best = best_cosine_rung(t["rungs"])["cosine_final_val_loss"]
     budget = f"budget {t['budget']}, " if "budget" in t else ""
+    bound = f"drift bound {limit:.3g}" if t["drift_bounded"] else "no drift bound"
     lines += [f"**{t['task']}** ({t['split']} task, {t['optimizer']}, {budget}probes of "
-              f"{t['probe_calls']} calls, drift bound {limit:.3g}, horizon {t['horizon']}, "
+              f"{t['probe_calls']} calls, {bound}, horizon {t['horizon']}, "
               f"{t['seeds']} seeds)", "",
               "| LR | val loss at probe end | forecast score | fit at probe end | path / norm "
               "| cosine at this peak |", "|---:|---:|---:|---:|---:|---:|"]
@@ -484,9 +488,12 @@ def best_peaks_step_sentence(tasks, per_call: float) -> str:
     cells.append(f"{t['task']} ({t['split']}, {t['optimizer']}) {step:.2g} at {best['lr']:.3g}"
                  + (" ★" if step > per_call else ""))
   return ("The best cosine peak's probe, its mean step (path ÷ initial norm per call; ★: above "
-          f"the bound of {per_call:g}, so that the ladder cannot hold it): " + "; ".join(cells)
-          + ". A rung's step grows with its LR on every task, so that the bound per call is a "
-          "cap on the LR, at the LR whose step reaches it.")
+          f"the bound of {per_call:g}, so that a ladder bounding it could not hold it): "
+          + "; ".join(cells) + ". A rung's step grows with its LR on every task, so that the "
+          "bound per call is a cap on the LR, at the LR whose step reaches it. An Adam step "
+          "keeps its size whatever the loss does, so that there the cap is all the bound does: "
+          "the default bounds only the probes of an optimizer whose step grows with the "
+          "gradient (`BudgetPlan.drift_bound`).")
 
 
 def step_time_sentence(r) -> str:
@@ -572,25 +579,30 @@ NOISE_FLOOR = "autolrs-budget:other-batches"
 
 def noise_floor_sentence(results_dir: pathlib.Path) -> list[str]:
   """What the full method's final loss does with its minibatches in another
-  order alone (:data:`NOISE_FLOOR`), per task of any results directory."""
+  order alone (:data:`NOISE_FLOOR`), per task, from the results directory that
+  pairs the most of its seeds."""
   from benchmarks import report  # pylint: disable=g-import-not-at-top
-  cells = []
+  # Per task, the results directory that pairs the most seeds.
+  floors = {}
   for path in sorted(results_dir.glob("*/paired.json")):
-    summary = json.loads((path.parent / "results.json").read_text())["tasks"]
     for r in json.loads(path.read_text())["rows"]:
-      if r["method"] != NOISE_FLOOR:
-        continue
-      rows = {x["method"]: x for x in summary[r["task"]]["rows"]}
-      same = report.same_held_lrs(rows.get(NOISE_FLOOR), rows.get("autolrs-budget"))
-      held = "" if same is None else f", the same LRs held on {same[0]} of {same[1]}"
-      logs = [math.log(x) for x in r["per_seed_ratio"].values()]
-      # One standard error of a geometric mean of as many paired seeds.
-      error = (f"; a geometric mean of {len(logs)} paired seeds moves by "
-               f"×{math.exp(statistics.stdev(logs) / math.sqrt(len(logs))):.3f} (one standard "
-               "error)" if len(logs) > 2 else "")
-      cells.append(f"{r['task']} {r['median'] / r['base_median']:.3f} ({r['seeds']} seeds in "
-                   f"`{path.parent.as_posix()}`; per seed {r['ratio_best']:.3f}–"
-                   f"{r['ratio_worst']:.3f}{held}{error})")
+      if r["method"] == NOISE_FLOOR and r["seeds"] > floors.get(r["task"], (0,))[0]:
+        floors[r["task"]] = (r["seeds"], path, r)
+  cells = []
+  for task in sorted(floors):
+    _, path, r = floors[task]
+    summary = json.loads((path.parent / "results.json").read_text())["tasks"]
+    rows = {x["method"]: x for x in summary[r["task"]]["rows"]}
+    same = report.same_held_lrs(rows.get(NOISE_FLOOR), rows.get("autolrs-budget"))
+    held = "" if same is None else f", the same LRs held on {same[0]} of {same[1]}"
+    logs = [math.log(x) for x in r["per_seed_ratio"].values()]
+    # One standard error of a geometric mean of as many paired seeds.
+    error = (f"; a geometric mean of {len(logs)} paired seeds moves by "
+             f"×{math.exp(statistics.stdev(logs) / math.sqrt(len(logs))):.3f} (one standard "
+             "error)" if len(logs) > 2 else "")
+    cells.append(f"{r['task']} {r['median'] / r['base_median']:.3f} ({r['seeds']} seeds in "
+                 f"`{path.parent.as_posix()}`; per seed {r['ratio_best']:.3f}–"
+                 f"{r['ratio_worst']:.3f}{held}{error})")
   if not cells:
     return []
   return ["How far these medians move by chance: the full method with its minibatches drawn in "

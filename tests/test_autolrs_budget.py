@@ -358,12 +358,14 @@ def test_a_ladder_whose_first_rungs_diverge_goes_on_down_and_holds_an_lr_it_prob
     (optax.adam(1.0), "always", True),
     (optax.adam(1.0), "gradient-scaled", False),
     (optax.sgd(1.0, momentum=0.9), "gradient-scaled", True),
+    (optax.adam(1.0), None, False),  # The default plan: 'gradient-scaled' (issue 26).
+    (optax.sgd(1.0, momentum=0.9), None, True),
 ])
 def test_the_drift_bound_ends_probes_of_gradient_scaled_steps_only(base, bound, bounded):
   # Adam's steps keep their size: on this quadratic its probes at the ladder's
   # top rungs travel farther than twice the start's norm while their loss
   # falls. 'gradient-scaled' leaves them to their loss; SGD's are still bounded.
-  plan = autolrs_jax.BudgetPlan(drift_bound=bound)
+  plan = autolrs_jax.BudgetPlan() if bound is None else autolrs_jax.BudgetPlan(drift_bound=bound)
   tx = autolrs_jax.autolrs(base, min_lr=1e-3, max_lr=1.0, total_steps=TOTAL, budget=plan)
   records, _, state = run(tx, TOTAL // 2)
   assert bool(autolrs_jax.find_state(state).drift_bounded) is bounded

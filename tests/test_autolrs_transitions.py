@@ -269,6 +269,28 @@ def test_without_a_drift_bound_a_probe_diverges_on_its_loss_only():
   assert bool(A.observe(free, s, measured(np.inf), validating=False).diverged_now)
 
 
+@pytest.mark.parametrize("spike,drift_bounded,loss,diverged", [
+    (3.0, False, 6.1, True),  # Above 3x the stage's start of 2.0.
+    (3.0, False, 5.9, False),
+    (None, False, 6.1, False),  # No loss bound.
+    (3.0, True, 6.1, False),  # The drift bound ends this probe; the loss bound does not.
+])
+def test_a_probe_the_drift_bound_does_not_end_diverges_on_a_loss_spike(
+    spike, drift_bounded, loss, diverged):
+  plan = autolrs_jax.BudgetPlan(probe_spike=spike)
+  cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
+  s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(3),
+                 trial=jnp.int32(1), stage_loss=jnp.float32(2.0),
+                 drift_bounded=jnp.asarray(drift_bounded))
+  sig = A.observe(cfg, s, measured(loss), validating=False)
+  assert float(sig.stage_loss) == 2.0  # Not a probe's first step: the reference stays.
+  assert bool(sig.diverged_now) == diverged and bool(sig.probe_ends) == diverged
+
+
+def test_the_paper_mode_has_no_loss_bound_on_its_probes():
+  assert config().probe_spike is None
+
+
 def test_a_blown_up_exploitation_caps_the_lrs_of_later_stages():
   cfg = config()
   s = controller(cfg, phase=jnp.int32(A.EXPLOIT), phase_step=jnp.int32(7),

@@ -380,6 +380,12 @@ def test_the_noise_floor_line_gives_the_median_ratio_its_seeds_span_and_the_same
   assert "digits 1.200 (3 seeds" in line and "per seed 0.800–1.500" in line
   assert "the same LRs held on 2 of 3" in line
   assert "moves by ×1.202 (one standard error)" in line  # exp(stdev(log ratios) / sqrt(3)).
+  fewer = tmp_path / "bench"  # Two of the seeds again, elsewhere: the task is told once.
+  fewer.mkdir()
+  two = [r for r in records if r["seed"] < 2]
+  (fewer / "results.json").write_text(json.dumps({"tasks": report.summarize(two)}))
+  (fewer / "paired.json").write_text(json.dumps({"rows": report.paired(two)}))
+  assert render_readme.noise_floor_sentence(tmp_path) == [line]
 
 
 def test_a_paper_mode_above_twice_the_cosine_is_set_beside_the_best_constant_lr():
@@ -434,3 +440,18 @@ def test_the_probes_table_takes_each_cosine_run_s_latest_record(tmp_path, monkey
   monkeypatch.setattr(probe_landscape, "RUNS", tmp_path / "runs.jsonl")
   by_peak = probe_landscape.cosine_by_peak("digits", 100)
   assert by_peak == {-1.0: pytest.approx(0.8), 0.0: pytest.approx(2.0)}  # Seeds 0 (redone), 1.
+
+
+def test_the_probes_table_stars_a_path_past_the_bound_only_where_the_default_bounds_it():
+  from benchmarks import probe_landscape, render_readme
+  assert probe_landscape.drift_bounded(tasks.TASKS["digits"], 300)  # SGD's step scales.
+  assert not probe_landscape.drift_bounded(tasks.TASKS["digits-adam"], 300)
+  rung = {"lr": 0.1, "end_val_loss": 1.0, "forecast": 1.0, "end_fit": 1.0, "path_ratio": 9.0,
+          "cosine_final_val_loss": 0.5}
+  task = {"split": "tuning", "probe_calls": 10, "horizon": 100, "seeds": 2, "rungs": [rung]}
+  lines = render_readme.probes_section({"drift_bound": 2.0, "tasks": [
+      task | {"task": "sgd-task", "optimizer": "sgd", "drift_bounded": True},
+      task | {"task": "adam-task", "optimizer": "adam", "drift_bounded": False}]})
+  rows = [line for line in lines if line.startswith("| 0.1 |")]
+  assert rows[0].endswith("| 9.00 ★ | **0.5** |") and rows[1].endswith("| 9.00 | **0.5** |")
+  assert any(line.startswith("**adam-task**") and "no drift bound" in line for line in lines)

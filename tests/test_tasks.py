@@ -50,7 +50,16 @@ def test_the_test_tasks_are_fixed_splits_of_generated_or_shipped_data():
     np.testing.assert_array_equal(a.x_test, b.x_test)  # Deterministic.
   splits = {name: t.split for name, t in tasks.TASKS.items()}
   assert splits == {"mnist1d": "tuning", "charlm": "tuning", "digits": "tuning",
+                    "mnist1d-adam": "tuning", "digits-adam": "tuning",
                     "friedman": "test", "sorting": "test", "prose": "test"}
+
+
+def test_the_adam_tuning_tasks_are_the_sgd_tuning_tasks_on_adam():
+  from benchmarks import tasks
+  for name in ("mnist1d", "digits"):
+    sgd, adam = tasks.TASKS[name], tasks.TASKS[f"{name}-adam"]
+    assert (sgd.optimizer, adam.optimizer) == ("sgd", "adam")
+    assert adam._replace(name=name, optimizer="sgd", description=sgd.description) == sgd
 
 
 def test_sorting_targets_are_the_sorted_inputs():

@@ -200,6 +200,15 @@ TASKS = {
     ),
 }
 
+# The optimizer axis of the tuning set: the SGD tuning tasks' data and models
+# trained with Adam, whose step is of fixed size whatever the gradient's, so
+# that a rule of AutoLRS tied to the step's size is chosen on both kinds.
+for _name in ("mnist1d", "digits"):
+  TASKS[f"{_name}-adam"] = TASKS[_name]._replace(
+      name=f"{_name}-adam", optimizer="adam",
+      description=TASKS[_name].description + ", Adam")
+del _name
+
 # Log-uniform LR ranges per base optimizer: AutoLRS searches them, and the
 # grids of the tuned schedules span them (7 points, half a decade apart).
 LR_RANGES = {"sgd": (1e-3, 1.0), "adam": (1e-4, 1e-1), "adamw": (1e-4, 1e-1)}
