@@ -119,6 +119,8 @@ class Controller(NamedTuple):
   # how many of the following calls are known to end nothing, so that
   # they may run as ``update(..., quiet=True)`` (see known_quiet_calls).
   quiet_calls: _common.Counter
+  # the running probe's highest minibatch loss (judged by probe_spike).
+  probe_peak: _common.Real
 
 
 @_common.packs_scalars(Controller)
@@ -252,6 +254,7 @@ class Signals(NamedTuple):
   probe_diverged: jax.Array  # bool: the ended probe diverged or exploded.
   keeps_probe: jax.Array  # bool: the ended probe won; training goes on from it.
   probe_path: jax.Array  # float32: the probe's path length, this step's update included.
+  probe_peak: jax.Array  # float32: the probe's highest minibatch loss, this step's included.
 
   @property
   def restores(self) -> jax.Array:
@@ -301,6 +304,7 @@ def init_controller(cfg: AutoLRSConfig, drift_bounded=True) -> Controller:
       exploit_best=jnp.zeros([], jnp.float32),
       restored=jnp.zeros([], bool),
       probe_path=jnp.zeros([], jnp.float32),
+      probe_peak=jnp.zeros([], jnp.float32),
       snapshot_norm=jnp.zeros([], jnp.float32),
       lr_ceiling=jnp.asarray(jnp.inf, jnp.float32),
       exploit_lr=jnp.zeros([], jnp.float32),
@@ -362,8 +366,8 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   gone is bounded by its path length, the sum of its steps' norms (triangle
   inequality), which costs no pass over the params: a probe ends once its
   path would exceed ``max_probe_drift`` times the snapshot's norm. A probe
-  that bound does not end (``drift_bounded`` off) ends once its loss passes
-  ``probe_spike`` times the stage's starting loss.
+  that bound does not end keeps its highest loss (``probe_peak``), which
+  :func:`spiked` judges at its end.
 
   An ended probe is not scored here (:func:`score_ended_probe` does).
   """
@@ -379,15 +383,9 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
     bound = _budget.drift_limit(cfg.drift_per_call, cfg.max_probe_drift, tau_probe)
     step_ok &= ~in_probe | ~state.drift_bounded | (path <= bound * snapshot_norm)
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
-  stage_loss = starting_loss(cfg, state, value, stage_starts)
-  if cfg.probe_spike is not None:
-    # A probe whose path is not bounded (a step of fixed size: Adam's) is
-    # bounded by its loss: one far above the stage's start marks an LR past
-    # the edge of stability, whose model can then sit at chance and score
-    # as well as the rungs below it that learn.
-    spiked = value - stage_loss > (cfg.probe_spike - 1.0) * jnp.abs(stage_loss)
-    step_ok &= ~in_probe | state.drift_bounded | ~spiked
   diverged_now = ~loss_ok | ~step_ok
+  stage_loss = starting_loss(cfg, state, value, stage_starts)
+  peak = jnp.where(state.phase_step == 0, value, jnp.maximum(state.probe_peak, value))
   exploit_loss = jnp.where(
       ~in_exploit | ~loss_ok, state.exploit_loss,
       jnp.where(state.phase_step == 0, value,
@@ -432,6 +430,7 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
       probe_diverged=jnp.zeros([], bool),
       keeps_probe=jnp.zeros([], bool),
       probe_path=path,
+      probe_peak=jnp.where(in_probe, peak, state.probe_peak),
   )
 
 
@@ -443,7 +442,7 @@ def score_ended_probe(cfg: AutoLRSConfig, state: Controller, signals: Signals) -
   """
   def end_probe(state, signals):
     score, diverged = score_probe(cfg, state, signals.losses, signals.observed,
-                                  signals.diverged_now)
+                                  signals.diverged_now | spiked(cfg, state, signals))
     scored = signals._replace(probe_score=score, probe_diverged=diverged)
     return score, diverged, keeps_probe(cfg, state, scored)
   probe_score, probe_diverged, keeps = jax.lax.cond(
@@ -452,6 +451,19 @@ def score_ended_probe(cfg: AutoLRSConfig, state: Controller, signals: Signals) -
       state, signals)
   return signals._replace(probe_score=probe_score, probe_diverged=probe_diverged,
                           keeps_probe=keeps)
+
+
+def spiked(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array | bool:
+  """Whether the probe's loss rose above ``probe_spike`` times the stage's
+  starting loss, where the drift bound does not judge it (a step of fixed
+  size, Adam's): the mark of an LR past the edge of stability, whose model
+  can sit at chance by the probe's end and score as well as the rungs below
+  it that learn. The probe runs to its end all the same, so that the next
+  probes see the minibatches they would without the rule."""
+  if cfg.probe_spike is None:
+    return False
+  rise = signals.probe_peak - signals.stage_loss
+  return ~state.drift_bounded & (rise > (cfg.probe_spike - 1.0) * jnp.abs(signals.stage_loss))
 
 
 def starting_loss(cfg: AutoLRSConfig, state: Controller, value, stage_starts) -> jax.Array:
@@ -800,6 +812,7 @@ def conclude(cfg: AutoLRSConfig, state: Controller, controller: Controller,
       count=state.count + 1,
       stage_loss=signals.stage_loss,
       probe_path=signals.probe_path,
+      probe_peak=signals.probe_peak,
       exploit_loss=signals.exploit_loss,
       exploit_best=signals.exploit_best,
       restored=signals.restores,

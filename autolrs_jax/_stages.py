@@ -202,17 +202,20 @@ class BudgetPlan(NamedTuple):
   # the same rung held, 8-10% of the budget in probes, not 5%). SGD's runs are
   # the same bit for bit (10 seeds of MNIST-1D and of digits).
   drift_bound: str = "gradient-scaled"
-  # Where the drift bound does not end a probe, its loss can: a probe whose
-  # minibatch loss rises above this multiple of the stage's starting loss
-  # diverged (None: off). Adam's probes above the edge of stability send the
-  # loss up 4-30,000x in their first steps and the model to chance, where it
-  # can score as well as the rungs below it that learn (MNIST-1D with Adam,
-  # the range 10x wider, seed 2: the rungs 1 and 0.32 both at chance, 1 held
-  # to the end). Off on the tuning tasks (issue 26): at 3x, MNIST-1D with Adam
-  # ended its 0.1 rung at once on every seed, and the rungs after it, run on
-  # other minibatches, forecast 0.032 lower: held on 7 of 10 seeds, median
-  # 0.146 against 0.098 (candidate 'probe-spike').
-  probe_spike: float | None = None
+  # Where the drift bound does not judge a probe, its loss does: a probe whose
+  # minibatch loss rose above this multiple of the stage's starting loss
+  # diverged (None: off), judged at its end so that the probes after it see
+  # the minibatches they would without the rule. Adam's probes past the edge
+  # of stability send the loss up 4-30,000x in their first steps and the
+  # model to chance, where it can score as well as the rungs below it that
+  # learn: on MNIST-1D with Adam and the range 10x wider, seed 2, the rungs 1
+  # and 0.32 both sat at chance, the lower scored worse by noise, and 1 was
+  # held to the end. Their first losses on the tuning tasks: the LM's rungs
+  # rise at most 1.23x (0.1), digits' with Adam 3.9-4.4x at 0.1, MNIST-1D's
+  # 13-16x. Ending such a probe at once instead lost (issue 26, commit
+  # 04a247b's 'probe-spike'): the rungs after it, on other minibatches,
+  # forecast 0.032 lower and MNIST-1D with Adam held it on 7 of 10 seeds.
+  probe_spike: float | None = 3.0
   # The bound scaled by the probe's length: its path may reach this many
   # snapshot norms per call (None: ``max_probe_drift`` for the whole probe,
   # whatever its length). A probe's path grows with its length, and a probe

@@ -32,7 +32,7 @@ def signals(cfg, **kw):
               exploit_blows_up=false, warmup_ends=false, skip=false,
               stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0),
               exploit_best=jnp.float32(1.0), probe_score=jnp.float32(0.0), probe_diverged=false, keeps_probe=false,
-              probe_path=jnp.float32(0.0))
+              probe_path=jnp.float32(0.0), probe_peak=jnp.float32(0.0))
   return A.Signals(**(base | kw))
 
 
@@ -269,22 +269,35 @@ def test_without_a_drift_bound_a_probe_diverges_on_its_loss_only():
   assert bool(A.observe(free, s, measured(np.inf), validating=False).diverged_now)
 
 
-@pytest.mark.parametrize("spike,drift_bounded,loss,diverged", [
+@pytest.mark.parametrize("spike,drift_bounded,peak,diverged", [
     (3.0, False, 6.1, True),  # Above 3x the stage's start of 2.0.
     (3.0, False, 5.9, False),
     (None, False, 6.1, False),  # No loss bound.
-    (3.0, True, 6.1, False),  # The drift bound ends this probe; the loss bound does not.
+    (3.0, True, 6.1, False),  # The drift bound judges this probe; the loss bound does not.
 ])
-def test_a_probe_the_drift_bound_does_not_end_diverges_on_a_loss_spike(
-    spike, drift_bounded, loss, diverged):
+def test_a_probe_the_drift_bound_does_not_judge_diverges_on_a_loss_spike(
+    spike, drift_bounded, peak, diverged):
   plan = autolrs_jax.BudgetPlan(probe_spike=spike)
   cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
+  tau_probe, _ = cfg.stages.lengths(jnp.int32(0))
   s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(3),
                  trial=jnp.int32(1), stage_loss=jnp.float32(2.0),
-                 drift_bounded=jnp.asarray(drift_bounded))
-  sig = A.observe(cfg, s, measured(loss), validating=False)
-  assert float(sig.stage_loss) == 2.0  # Not a probe's first step: the reference stays.
-  assert bool(sig.diverged_now) == diverged and bool(sig.probe_ends) == diverged
+                 probe_peak=jnp.float32(peak), drift_bounded=jnp.asarray(drift_bounded))
+  mid = A.observe(cfg, s, measured(1.0), validating=False)
+  # The probe runs on (its minibatches stay those of the run without the
+  # rule) and keeps its peak; its stage's reference stays.
+  assert not bool(mid.probe_ends) and float(mid.probe_peak) == pytest.approx(peak)
+  assert float(mid.stage_loss) == 2.0
+  last = s._replace(phase_step=jnp.int32(int(tau_probe) - 1))
+  ended = A.score_ended_probe(cfg, last, A.observe(cfg, last, measured(1.0), False))
+  assert bool(ended.probe_ends) and bool(ended.probe_diverged) == diverged
+
+
+def test_a_probe_s_peak_restarts_with_it():
+  cfg = config()
+  s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(0),
+                 probe_peak=jnp.float32(50.0))
+  assert float(A.observe(cfg, s, measured(2.0), validating=False).probe_peak) == 2.0
 
 
 def test_the_paper_mode_has_no_loss_bound_on_its_probes():
