@@ -198,8 +198,9 @@ class AutoLRSConfig(NamedTuple):
   # max_probe_drift for a whole probe).
   drift_per_call: float | None = None
   drift_bound: str = "always"  # Whose probes the bound ends (BudgetPlan.drift_bound).
-  # A probe the drift bound does not end diverges once its loss passes this
-  # multiple of the stage's starting loss (BudgetPlan.probe_spike); None: off.
+  # A probe the drift bound does not judge diverged if its loss passed this
+  # multiple of the stage's starting loss, judged at its end
+  # (BudgetPlan.probe_spike); None: off.
   probe_spike: float | None = None
   exploit_guard: float | None = None  # BudgetPlan.exploit_guard; None: off.
   # Steps over which an exploitation from the snapshot warms up (0: none).

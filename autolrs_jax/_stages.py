@@ -198,11 +198,10 @@ class BudgetPlan(NamedTuple):
   # ended the best peak's probe (0.01) as diverged on 2 of 10 seeds and held
   # 0.001 there. With ``probe_spike`` (below), over 'always' without it
   # (geometric means of 10 paired seeds): MNIST-1D with Adam 0.874x, digits
-  # with Adam 0.984x; the LM: see the benchmark's 'always-drift' row (3
-  # seeds; 'gradient-scaled' alone was 1.009x there, each seed worse: its
-  # rungs above the best run to their end, 8-10% of the budget in probes,
-  # not 5%). SGD's runs are the same bit for bit (10 seeds of MNIST-1D and of
-  # digits).
+  # with Adam 0.984x; the LM 1.009x, each of 3 seeds worse (its rungs above
+  # the best run to their end, 8-10% of the budget in probes, not 5%; none
+  # spikes 3x). SGD's runs are the same bit for bit (10 seeds of MNIST-1D and
+  # of digits).
   drift_bound: str = "gradient-scaled"
   # Where the drift bound does not judge a probe, its loss does: a probe whose
   # minibatch loss rose above this multiple of the stage's starting loss
