@@ -395,8 +395,7 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
       ~in_exploit | ~loss_ok, state.exploit_best,
       jnp.where(state.phase_step == 0, exploit_loss, jnp.minimum(state.exploit_best, exploit_loss)))
   graced = in_exploit & (state.phase_step >= _EXPLOIT_GRACE_STEPS)
-  exploit_blows_up = graced & (
-      exploit_loss - stage_loss > (_EXPLODE_FACTOR - 1.0) * jnp.abs(stage_loss))
+  exploit_blows_up = graced & rose_above(exploit_loss, stage_loss, _EXPLODE_FACTOR)
   if cfg.exploit_guard is not None:
     exploit_blows_up |= graced & _budget.lost_progress(
         cfg.exploit_guard, stage_loss, exploit_best, exploit_loss)
@@ -463,8 +462,14 @@ def spiked(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array
   probes see the minibatches they would without the rule."""
   if cfg.probe_spike is None:
     return False
-  rise = signals.probe_peak - signals.stage_loss
-  return ~state.drift_bounded & (rise > (cfg.probe_spike - 1.0) * jnp.abs(signals.stage_loss))
+  return ~state.drift_bounded & rose_above(signals.probe_peak, signals.stage_loss,
+                                           cfg.probe_spike)
+
+
+def rose_above(loss, start, factor: float) -> jax.Array:
+  """Whether ``loss`` rose above ``factor`` times ``start``, measured from
+  ``start`` by its magnitude, so that a negative loss is judged alike."""
+  return loss - start > (factor - 1.0) * jnp.abs(start)
 
 
 def starting_loss(cfg: AutoLRSConfig, state: Controller, value, stage_starts) -> jax.Array:

@@ -216,10 +216,9 @@ class BudgetPlan(NamedTuple):
   # 13-16x. With the range 10x wider it kept MNIST-1D with Adam off chance
   # (seed 2: 0.130) and digits with Adam at 0.071 / 0.113 / 0.125 (without
   # it, at commit 04a247b, runs not kept: 3.66 / 0.74 / 1.09); at the
-  # default range, over 'gradient-scaled'
-  # without it (10 paired seeds): digits with Adam 0.992x, MNIST-1D with Adam
-  # 1.022x (seed 6 held 0.032, not the vertex 0.021 next to the now diverged
-  # 0.1). Ending such a probe at once instead lost (commit 04a247b's
+  # default range, over 'gradient-scaled' without it (10 paired seeds):
+  # digits with Adam 0.992x, MNIST-1D with Adam 1.022x (seed 6 held 0.032,
+  # not the vertex 0.021 next to the now diverged 0.1). Ending such a probe at once instead lost (commit 04a247b's
   # 'probe-spike'): the rungs after it, on other minibatches, forecast 0.032
   # lower, and MNIST-1D with Adam held it on 7 of 10 seeds.
   probe_spike: float | None = 3.0

@@ -122,8 +122,8 @@ def measure(task_name: str, seeds: int, budget_scale: float = 1.0) -> dict:
         "cosine_final_val_loss": cosine.get(round(np.log10(lr), 2)),
     })
   return {"task": task_name, "split": task.split, "optimizer": task.optimizer,
-          "drift_bounded": drift_bounded(task, steps), "budget": steps, "probe_calls": calls, "horizon": horizon, "seeds": seeds,
-          "rungs": rungs}
+          "drift_bounded": drift_bounded(task, steps), "budget": steps, "probe_calls": calls,
+          "horizon": horizon, "seeds": seeds, "rungs": rungs}
 
 
 def main(argv=None):

@@ -446,9 +446,9 @@ def probes_section(r):
            "the gradient); beside them the benchmark's cosine at that peak (its final validation "
            "loss; bold: the best peak).", ""]
   for t in r["tasks"]:
-    limit = per_call * t["probe_calls"] if per_call else r["drift_bound"]
-    if not t["drift_bounded"]:
-      limit = float("inf")
+    # A task whose probes the default does not bound: no path is past it.
+    limit = (float("inf") if not t["drift_bounded"]
+             else per_call * t["probe_calls"] if per_call else r["drift_bound"])
     best = best_cosine_rung(t["rungs"])["cosine_final_val_loss"]
     budget = f"budget {t['budget']}, " if "budget" in t else ""
     bound = f"drift bound {limit:.3g}" if t["drift_bounded"] else "no drift bound"
