@@ -146,12 +146,14 @@ def next_rung(plan: _stages.BudgetPlan, last_lr, min_lr: float) -> jax.Array:
   return jnp.maximum(last_lr / plan.ladder_factor, min_lr)
 
 
-def ladder_passed(scores, finished_ok, probe_score, probe_diverged, probe_lr,
-                  min_lr: float) -> jax.Array:
-  """Whether the ended probe scores worse than an LR above it, or hit ``min_lr``:
-  the ladder has then passed the best LR of its descent."""
+def ladder_passed(plan: _stages.BudgetPlan, scores, finished_ok, probe_score, probe_diverged,
+                  probe_lr, min_lr: float) -> jax.Array:
+  """Whether the ended probe scores worse than an LR above it, by more than
+  ``ladder_plateau`` of that score, or hit ``min_lr``: the ladder has then
+  passed the best LR of its descent."""
   best_above = jnp.min(jnp.where(finished_ok, scores, jnp.inf))
-  worse = ~probe_diverged & (probe_score > best_above)
+  margin = plan.ladder_plateau * jnp.abs(jnp.where(jnp.isfinite(best_above), best_above, 0.0))
+  worse = ~probe_diverged & (probe_score > best_above + margin)
   return worse | (probe_lr <= min_lr * (1 + 1e-6))
 
 

@@ -272,7 +272,7 @@ class _Budget(NamedTuple):
     tau_probe, _ = self.stages.lengths(stage)
     full = _budget.ladder_full(self.plan, trials.finished_ok, diverged, trial, self.slots,
                                self.stages.trials(stage), tau_probe, calls - self.warmup_steps)
-    passed = _budget.ladder_passed(trials.scores, trials.finished_ok, score, diverged,
+    passed = _budget.ladder_passed(self.plan, trials.scores, trials.finished_ok, score, diverged,
                                    trials.lrs[trial], self.space.min_lr)
     return jnp.where(stage == 0, full | passed, last_trial)
 

@@ -8,6 +8,7 @@ pinned here alone, and a replaced one changes what the state machine does.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import autolrs_jax
@@ -90,6 +91,22 @@ def test_the_budget_s_ladder_steps_down_and_stops_past_its_best_rung():
   # The 0.1 rung ends scoring worse than 0.316 above it: the ladder has passed its best.
   assert bool(s.search_ends(t, jnp.int32(0), jnp.int32(2), 0.8, jnp.asarray(False), 50))
   assert not bool(s.search_ends(t, jnp.int32(0), jnp.int32(2), 0.3, jnp.asarray(False), 50))
+
+
+def test_the_ladder_goes_on_past_a_plateau_only_with_ladder_plateau():
+  # 0.316 and 0.1 both sit at chance (4.15 and 4.17): by default the ladder
+  # stops at 0.1; with a 5% plateau it goes on to the rung below.
+  t = trials([1.0, 0.316, 0.1, 0.0], [99.0, 4.15, 0.0, 0.0], diverged=[True, False, False, False],
+             finished=[True, True, False, False])
+  ends = lambda s, score: bool(s.search_ends(t, jnp.int32(0), jnp.int32(2), score,
+                                             jnp.asarray(False), 50))
+  default, _ = budget_strategies()
+  plateau, _ = budget_strategies(autolrs_jax.BudgetPlan(ladder_plateau=0.05))
+  assert ends(default, 4.17) and not ends(plateau, 4.17)
+  assert ends(plateau, 4.4)  # Worse by more than 5%: passed.
+  with pytest.raises(ValueError, match="ladder_plateau"):
+    autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0, total_steps=1000,
+                        budget=autolrs_jax.BudgetPlan(ladder_plateau=-0.1))
 
 
 def test_the_budget_prefers_the_largest_lr_near_the_best_and_the_vertex_lowers_it():
