@@ -643,7 +643,9 @@ def paired_section(results_dir: pathlib.Path) -> list[str]:
   for path in sorted(p for p in results_dir.glob("*/paired.json") if p.parent.name != "bench"):
     rows = json.loads(path.read_text())["rows"]
     tasks = sorted({r["task"] for r in rows})
-    methods = ",".join(["autolrs-budget"] + sorted({r["method"] for r in rows}))
+    variants = sorted({r["method"] for r in rows})
+    bases = {m.split(":")[0] for m in variants}  # A wide candidate pairs with the wide row.
+    methods = ",".join(sorted(bases | {"autolrs-budget"}) + variants)
     seeds = max(r["seeds"] for r in rows)
     summary = path.parent / "results.json"
     summary = json.loads(summary.read_text())["tasks"] if summary.exists() else {}

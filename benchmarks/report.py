@@ -514,14 +514,15 @@ def paired_markdown(rows: list[dict[str, Any]]) -> list[str]:
   for r in rows:
     what = METHODS[r["method"]].description if r["method"] in METHODS else "—"
     seeds = f"{r['seeds']}" + (f" ({r['unpaired']} unpaired)" if r.get("unpaired") else "")
-    lines.append(f"| {r['task']} | {r['method'].split(':', 1)[1]} | {what} | {seeds} | "
+    lines.append(f"| {r['task']} | {r['method'].removeprefix('autolrs-budget:')} | {what} | {seeds} | "
                  f"{r['median']:.4g} ({r['base_median']:.4g}) | {r['ratio_geometric_mean']:.3f} | "
                  f"{r['ratio_median']:.3f} | {r['ratio_best']:.3f} | {r['ratio_worst']:.3f} |")
   return lines
 
 
 def write_report(records: list[dict[str, Any]], out: pathlib.Path, machine: str) -> dict:
-  pairs = paired(records)
+  # The candidates with the range widened pair with the wide row, not the default's.
+  pairs = paired(records) + paired(records, base="autolrs-budget-wide")
   records = latest(records)
   summary = summarize(with_pool_metrics(records, out))
   for row in pairs:  # The ablation tables' per-seed ratios, paired on the same numerics.

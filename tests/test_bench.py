@@ -187,6 +187,17 @@ def test_paired_variants_are_ratios_to_the_full_method_seed_by_seed_with_what_th
   assert "| fixed-drift | ablation: the drift bound for a whole probe" in line
 
 
+def test_wide_range_candidates_pair_with_the_wide_row():
+  records = [record("autolrs-budget", 0, None, [1.0, 1.0, 1.0, 0.5]),
+             record("autolrs-budget-wide", 0, None, [1.0, 1.0, 1.0, 2.0]),
+             record("autolrs-budget-wide:spike2", 0, None, [1.0, 1.0, 1.0, 1.0])]
+  assert report.paired(records) == []  # Not a variant of the default range's row.
+  (row,) = report.paired(records, base="autolrs-budget-wide")
+  assert row["ratio_worst"] == pytest.approx(0.5)
+  (line,) = report.paired_markdown([row])[2:]
+  assert "| autolrs-budget-wide:spike2 | candidate, the range 10x wider" in line
+
+
 def test_variants_pair_with_the_full_method_only_on_the_same_numerics():
   """A run rounds otherwise on another CPU or jax: the same decisions end elsewhere."""
   here, there = {"numerics": "cpu: A"}, {"numerics": "cpu: B"}
