@@ -152,8 +152,7 @@ def ladder_passed(plan: _stages.BudgetPlan, scores, finished_ok, probe_score, pr
   ``ladder_plateau`` of that score, or hit ``min_lr``: the ladder has then
   passed the best LR of its descent."""
   best_above = jnp.min(jnp.where(finished_ok, scores, jnp.inf))
-  margin = plan.ladder_plateau * jnp.abs(jnp.where(jnp.isfinite(best_above), best_above, 0.0))
-  worse = ~probe_diverged & (probe_score > best_above + margin)
+  worse = ~probe_diverged & ~scores_within(plan.ladder_plateau, probe_score, best_above)
   return worse | (probe_lr <= min_lr * (1 + 1e-6))
 
 
@@ -176,6 +175,13 @@ def ladder_full(plan: _stages.BudgetPlan, finished_ok, probe_diverged, trial, sl
 # --- The stage's choice --------------------------------------------------------
 
 
+def scores_within(tolerance: float, score, best) -> jax.Array:
+  """Whether ``score`` is at most ``tolerance`` (relative to ``|best|``) above
+  ``best``; always when ``best`` is infinite (no score to compare with)."""
+  margin = tolerance * jnp.abs(jnp.where(jnp.isfinite(best), best, 0.0))
+  return score <= best + margin
+
+
 def best_index(scores, finished) -> jax.Array:
   """Index of the finished trial with the lowest score."""
   return jnp.argmin(jnp.where(finished, scores, jnp.inf))
@@ -187,7 +193,7 @@ def largest_within(tolerance: float, lrs, scores, diverged, finished) -> jax.Arr
   whole budget. The best trial's when none qualifies."""
   best = best_index(scores, finished)
   top = scores[best]
-  near = finished & ~diverged & (scores <= top + tolerance * jnp.abs(top))
+  near = finished & ~diverged & scores_within(tolerance, scores, top)
   largest = jnp.argmax(jnp.where(near, lrs, -jnp.inf))
   return jnp.where(jnp.any(near), largest, best)
 

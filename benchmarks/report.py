@@ -514,7 +514,8 @@ def paired_markdown(rows: list[dict[str, Any]]) -> list[str]:
   for r in rows:
     what = METHODS[r["method"]].description if r["method"] in METHODS else "—"
     seeds = f"{r['seeds']}" + (f" ({r['unpaired']} unpaired)" if r.get("unpaired") else "")
-    lines.append(f"| {r['task']} | {r['method'].removeprefix('autolrs-budget:')} | {what} | {seeds} | "
+    variant = r["method"].removeprefix("autolrs-budget:")  # A wide candidate keeps its row's name.
+    lines.append(f"| {r['task']} | {variant} | {what} | {seeds} | "
                  f"{r['median']:.4g} ({r['base_median']:.4g}) | {r['ratio_geometric_mean']:.3f} | "
                  f"{r['ratio_median']:.3f} | {r['ratio_best']:.3f} | {r['ratio_worst']:.3f} |")
   return lines

@@ -95,6 +95,7 @@ def test_a_budget_too_small_to_plan_is_refused(plan, total):
     (dict(budget=autolrs_jax.BudgetPlan(trust_region=1.0)), "trust_region"),
     (dict(budget=autolrs_jax.BudgetPlan(first_search="grid")), "first_search"),
     (dict(budget=autolrs_jax.BudgetPlan(ladder_factor=1.0)), "ladder_factor"),
+    (dict(budget=autolrs_jax.BudgetPlan(ladder_plateau=-0.1)), "ladder_plateau"),
     (dict(budget=autolrs_jax.BudgetPlan(ladder_overrun=0.5)), "ladder_overrun"),
     (dict(budget=autolrs_jax.BudgetPlan(keep_lower_probe=True)), "keep_lower_probe"),
     (dict(budget=autolrs_jax.BudgetPlan(probe_warmup=1.0)), "probe_warmup"),
