@@ -456,10 +456,11 @@ def score_ended_probe(cfg: AutoLRSConfig, state: Controller, signals: Signals) -
 def spiked(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array | bool:
   """Whether the probe's loss rose above ``probe_spike`` times the stage's
   starting loss, where the drift bound does not judge it (a step of fixed
-  size, Adam's): the mark of an LR past the edge of stability, whose model
-  can sit at chance by the probe's end and score as well as the rungs below
-  it that learn. The probe runs to its end all the same, so that the next
-  probes see the minibatches they would without the rule."""
+  size, Adam's): the mark of an LR at or past the edge of stability, whose
+  model can sit at chance by the probe's end and score as well as the rungs
+  below it that learn, or learn fastest in the probe and end higher when
+  held. The probe runs to its end all the same, so that the next probes see
+  the minibatches they would without the rule."""
   if cfg.probe_spike is None:
     return False
   return ~state.drift_bounded & rose_above(signals.probe_peak, signals.stage_loss,
