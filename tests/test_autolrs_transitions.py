@@ -269,18 +269,18 @@ def test_without_a_drift_bound_a_probe_diverges_on_its_loss_only():
   assert bool(A.observe(free, s, measured(np.inf), validating=False).diverged_now)
 
 
-@pytest.mark.parametrize("spike,drift_bounded,peak,diverged", [
-    (3.0, False, 6.1, True),  # Above 3x the stage's start of 2.0.
-    (3.0, False, 5.9, False),
-    (None, False, 6.1, False),  # No loss bound.
-    (3.0, True, 6.1, False),  # The drift bound judges this probe; the loss bound does not.
-    ("default", False, 3.1, True),  # The default bound, 1.5x (issue 26).
-    ("default", False, 2.9, False),
+@pytest.mark.parametrize("fields,drift_bounded,peak,diverged", [
+    (dict(probe_spike=3.0), False, 6.1, True),  # Above 3x the stage's start of 2.0.
+    (dict(probe_spike=3.0), False, 5.9, False),
+    (dict(probe_spike=None), False, 6.1, False),  # No loss bound.
+    # The drift bound judges this probe; the loss bound does not.
+    (dict(probe_spike=3.0), True, 6.1, False),
+    ({}, False, 3.1, True),  # The default bound, 1.5x (issue 26).
+    ({}, False, 2.9, False),
 ])
 def test_a_probe_the_drift_bound_does_not_judge_diverges_on_a_loss_spike(
-    spike, drift_bounded, peak, diverged):
-  plan = (autolrs_jax.BudgetPlan() if spike == "default"
-          else autolrs_jax.BudgetPlan(probe_spike=spike))
+    fields, drift_bounded, peak, diverged):
+  plan = autolrs_jax.BudgetPlan(**fields)
   cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
   tau_probe, _ = cfg.stages.lengths(jnp.int32(0))
   s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(3),
