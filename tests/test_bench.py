@@ -84,6 +84,22 @@ def test_the_lm_grid_is_the_four_points_around_its_best():
   assert len(tasks.task_grid(tasks.TASKS["charlm"], quick=True)) == tasks.QUICK_GRID_POINTS
 
 
+@pytest.mark.parametrize("peer", ["schedule-free-adamw", "prodigy", "prodigy-cosine",
+                                  "dadapt-adamw", "dadapt-adamw-cosine"])
+def test_an_lr_free_peer_keeps_an_adamw_task_s_weight_decay(peer):
+  # The same constant gradient for 20 calls: only the weight decay can tell
+  # the sorting task's peer (AdamW, 0.1) from the digits-with-Adam one's.
+  def trained(task):
+    tx = methods.METHODS[peer].build(tasks.TASKS[task], 100, 0, None)
+    params = {"w": jnp.ones([3])}
+    state = tx.init(params)
+    for _ in range(20):
+      updates, state = tx.update({"w": jnp.full([3], 0.1)}, state, params)
+      params = optax.apply_updates(params, updates)
+    return params["w"]
+  assert bool(jnp.all(trained("sorting") < trained("digits-adam")))
+
+
 def test_lr_grid_spans_the_range_half_a_decade_apart():
   grid = tasks.lr_grid("sgd")
   assert len(grid) == tasks.GRID_POINTS
