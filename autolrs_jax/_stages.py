@@ -195,6 +195,12 @@ class BudgetPlan(NamedTuple):
   # parabola through the best rung's score and its two neighbours', when it
   # lies below the rung ``prefer_larger`` chose (False: that rung).
   ladder_vertex: bool = True
+  # Whether the vertex may also raise the choice, towards the rung above the
+  # best. Off on the tuning tasks (issue 26, candidate 'vertex-raises'): it
+  # raised digits' 0.032 on most seeds and MNIST-1D with Adam's 0.01 on half,
+  # and lost on both, with SGD and Adam, at both ranges (1.003-1.039x,
+  # geometric means of 10 paired seeds).
+  vertex_raises: bool = False
   # Which probes ``autolrs(max_probe_drift=...)`` bounds: 'always', or only a
   # base optimizer's whose step grows with the gradient ('gradient-scaled':
   # SGD, momentum). There a long path means large gradients, the sign of an

@@ -215,9 +215,9 @@ class _Budget(NamedTuple):
     """The largest LR within ``prefer_larger`` of the best score, or below it
     the ladder's vertex in the first stage.
 
-    The vertex never raises the choice: above the chosen rung the parabola
-    leans towards an LR that scored worse, on the side where an LR held for
-    the rest of the budget can diverge.
+    By default the vertex never raises the choice: above the chosen rung the
+    parabola leans towards an LR that scored worse, on the side where an LR
+    held for the rest of the budget can diverge (``vertex_raises`` lets it).
     """
     if self.plan.prefer_larger > 0:
       index = _budget.largest_within(self.plan.prefer_larger, trials.lrs, trials.scores,
@@ -229,7 +229,9 @@ class _Budget(NamedTuple):
       return index, lr
     vertex, ok = _budget.parabola_vertex(trials.lrs, trials.scores, trials.diverged,
                                          trials.finished)
-    return index, jnp.where((stage == 0) & ok, jnp.minimum(vertex, lr), lr)
+    if not self.plan.vertex_raises:
+      vertex = jnp.minimum(vertex, lr)
+    return index, jnp.where((stage == 0) & ok, vertex, lr)
 
   def searched(self, trials, stage, trial, ceiling):
     """BO's proposal below ``ceiling`` in the stage's region (its lowest point

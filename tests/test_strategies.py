@@ -116,6 +116,9 @@ def test_the_budget_prefers_the_largest_lr_near_the_best_and_the_vertex_lowers_i
   assert int(index) == 2 and 0.03 < float(lr) < 0.099  # Towards 0.03, which scored next best.
   t = trials([1.0, 0.3, 0.1, 0.03], [0.9, 0.6, 0.5, 0.8])
   assert float(with_vertex.choose(t, jnp.int32(0))[1]) == pytest.approx(0.1)  # Never raised.
+  raising, _ = budget_strategies(autolrs_jax.BudgetPlan(vertex_raises=True))
+  index, lr = raising.choose(t, jnp.int32(0))
+  assert int(index) == 2 and 0.101 < float(lr) < 0.3  # Towards 0.3, which scored next best.
 
 
 def test_a_strategy_replaced_in_the_config_changes_what_the_state_machine_does():
