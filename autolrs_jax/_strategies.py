@@ -255,7 +255,7 @@ class _Budget(NamedTuple):
     runs its choice so far, so that training goes on from it. The ladder's
     last rung is its next LR."""
     lr = self.searched(trials, stage, trial, ceiling)
-    if not self.plan.keep_winning_probe:
+    if self.ladder_only or not self.plan.keep_winning_probe:  # The ladder's last is a rung.
       return lr
     is_last = trial == self.stages.trials(stage) - 1
     if self.ladder:
