@@ -197,7 +197,7 @@ class BudgetPlan(NamedTuple):
   ladder_vertex: bool = True
   # Whether the vertex may also raise the choice, towards the rung above the
   # best. Off on the tuning tasks (issue 26, candidate 'vertex-raises'): it
-  # raised digits' 0.032 on most seeds and MNIST-1D with Adam's 0.01 on half,
+  # raised digits' 0.032 on 8 of 10 seeds and MNIST-1D with Adam's 0.01 on 7,
   # and lost on both, with SGD and Adam, at both ranges (1.003-1.039x,
   # geometric means of 10 paired seeds).
   vertex_raises: bool = False
