@@ -13,7 +13,7 @@ from optax import contrib
 
 import autolrs_jax
 from autolrs_jax import schedules
-from benchmarks.tasks import (ADAMW_WEIGHT_DECAY, GRID_POINTS, LR_RANGES, QUICK_GRID_POINTS, Task,
+from benchmarks.tasks import (GRID_POINTS, LR_RANGES, QUICK_GRID_POINTS, WEIGHT_DECAY, Task,
                               base_optimizer, lr_grid)
 
 # Kinds of method, by what a user must supply.
@@ -300,14 +300,6 @@ def _warmup_steps(steps):
   return max(steps // 20, 1)
 
 
-def _weight_decay(task: Task) -> float:
-  """The decoupled weight decay of the task's optimizer (AdamW's, scaled by the
-  LR as optax and the LR-free peers apply it; 0 for SGD and Adam): a peer that
-  replaces the task's optimizer keeps its regularisation, so that the rows
-  differ in how they set the LR only."""
-  return ADAMW_WEIGHT_DECAY if task.optimizer == "adamw" else 0.0
-
-
 def _constant(task, steps, seed, lr):
   del steps, seed
   return base_optimizer(task.optimizer, lr)
@@ -411,21 +403,23 @@ METHODS = {m.name: m for m in (
     Method("schedule-free-adamw", LR_FREE,
            "optax.contrib.schedule_free_adamw, defaults but the task's weight decay",
            lambda task, steps, seed, lr: contrib.schedule_free_adamw(
-               warmup_steps=_warmup_steps(steps), weight_decay=_weight_decay(task)),
+               warmup_steps=_warmup_steps(steps), weight_decay=WEIGHT_DECAY[task.optimizer]),
            schedule_free=True),
     Method("prodigy", LR_FREE, "optax.contrib.prodigy, defaults but the task's weight decay",
-           lambda task, steps, seed, lr: contrib.prodigy(weight_decay=_weight_decay(task))),
+           lambda task, steps, seed, lr: contrib.prodigy(
+               weight_decay=WEIGHT_DECAY[task.optimizer])),
     Method("prodigy-cosine", LR_FREE,
            "optax.contrib.prodigy, cosine decay over the budget, the task's weight decay",
-           lambda task, steps, seed, lr: contrib.prodigy(optax.cosine_decay_schedule(1.0, steps),
-                                                         weight_decay=_weight_decay(task))),
+           lambda task, steps, seed, lr: contrib.prodigy(
+               optax.cosine_decay_schedule(1.0, steps), weight_decay=WEIGHT_DECAY[task.optimizer])),
     Method("dadapt-adamw", LR_FREE,
            "optax.contrib.dadapt_adamw, defaults but the task's weight decay",
-           lambda task, steps, seed, lr: contrib.dadapt_adamw(weight_decay=_weight_decay(task))),
+           lambda task, steps, seed, lr: contrib.dadapt_adamw(
+               weight_decay=WEIGHT_DECAY[task.optimizer])),
     Method("dadapt-adamw-cosine", LR_FREE,
            "optax.contrib.dadapt_adamw, cosine decay over the budget, the task's weight decay",
            lambda task, steps, seed, lr: contrib.dadapt_adamw(
-               optax.cosine_decay_schedule(1.0, steps), weight_decay=_weight_decay(task))),
+               optax.cosine_decay_schedule(1.0, steps), weight_decay=WEIGHT_DECAY[task.optimizer])),
     Method("dog", LR_FREE, "optax.contrib.dog, defaults",
            lambda task, steps, seed, lr: contrib.dog()),
     Method("mechanize-adam", LR_FREE, "optax.contrib.mechanize(adam(1.0))",

@@ -212,7 +212,10 @@ del _name
 # Log-uniform LR ranges per base optimizer: AutoLRS searches them, and the
 # grids of the tuned schedules span them (7 points, half a decade apart).
 LR_RANGES = {"sgd": (1e-3, 1.0), "adam": (1e-4, 1e-1), "adamw": (1e-4, 1e-1)}
-ADAMW_WEIGHT_DECAY = 0.1
+# Decoupled weight decay per base optimizer, scaled by the LR as optax's AdamW
+# and the LR-free peers apply it: a peer that replaces a task's optimizer keeps
+# its regularisation, so that the rows differ in how they set the LR only.
+WEIGHT_DECAY = {"sgd": 0.0, "adam": 0.0, "adamw": 0.1}
 GRID_POINTS = 7
 QUICK_GRID_POINTS = 3  # --quick: ends and middle only.
 
@@ -238,5 +241,5 @@ def base_optimizer(optimizer: str, learning_rate) -> optax.GradientTransformatio
   if optimizer == "adam":
     return optax.adam(learning_rate)
   if optimizer == "adamw":
-    return optax.adamw(learning_rate, weight_decay=ADAMW_WEIGHT_DECAY)
+    return optax.adamw(learning_rate, weight_decay=WEIGHT_DECAY["adamw"])
   raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {optimizer!r}.")
