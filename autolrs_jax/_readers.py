@@ -47,6 +47,12 @@ def find_state(tree: Any, kind: Any = _autolrs.AutoLRSState) -> Any:
   Raises:
     ValueError: if the tree holds no matching state, or more than one.
   """
+  return _as_pure(_find(tree, kind))
+
+
+def _find(tree: Any, kind: Any) -> Any:
+  """:func:`find_state`'s state as it lies in ``tree`` (its leaves may be
+  ``flax.nnx`` variables)."""
   kinds = tuple(_DESCRIBERS) if kind is None else kind
   kinds = kinds if isinstance(kinds, tuple) else (kinds,)
   is_state = lambda x: isinstance(x, kinds)
@@ -54,7 +60,7 @@ def find_state(tree: Any, kind: Any = _autolrs.AutoLRSState) -> Any:
   if len(found) != 1:
     names = " or ".join(k.__name__ for k in kinds)
     raise ValueError(f"expected one {names} in the tree, found {len(found)}.")
-  return _as_pure(found[0])
+  return found[0]
 
 
 def quiet_calls(tree: Any) -> int:
@@ -81,13 +87,16 @@ def quiet_calls(tree: Any) -> int:
   it, and the controller does not recover. Works for any known controller
   (``find_state(tree, kind=None)``).
   """
-  state = find_state(tree, kind=None)
+  state = _find(tree, kind=None)
   # The packed array to the host, then its entry: indexing on the device
-  # would dispatch (and first compile) an op at every read.
+  # would dispatch (and first compile) an op at every read. Only that array
+  # is unwrapped from an nnx variable: unwrapping the whole state (its
+  # params-sized trees) cost more than the quiet call it saves (45-90 us a
+  # read on a 1e4-parameter model, ``python -m benchmarks overhead``).
   field, index = next((field, names.index("quiet_calls"))
                       for field, (_, names) in type(state).packed_scalars.items()
                       if "quiet_calls" in names)
-  return int(np.asarray(getattr(state, field))[..., index])
+  return int(np.asarray(_as_pure(getattr(state, field)))[..., index])
 
 
 def describe(tree: Any) -> dict[str, Any]:

@@ -66,6 +66,21 @@ def test_the_quiet_step_through_an_nnx_optimizer_compiles_no_control_flow(contro
   assert control_flow(jax.jit(step).lower(state).compile().as_text()) == set()
 
 
+@pytest.mark.parametrize("controller", sorted(CONTROLLERS))
+def test_quiet_calls_reads_an_nnx_optimizer_s_state_without_converting_it(controller,
+                                                                         monkeypatch):
+  model = nnx.Linear(4, 2, rngs=nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, CONTROLLERS[controller](optax.sgd(1.0)), wrt=nnx.Param)
+  expected = autolrs_jax.quiet_calls(nnx.as_pure(optimizer.opt_state))
+  # The state's params-sized trees stay as they are: converting them all
+  # cost more per read than the quiet call it saves.
+  converted = []
+  as_pure = nnx.as_pure
+  monkeypatch.setattr(nnx, "as_pure", lambda tree: converted.append(tree) or as_pure(tree))
+  assert autolrs_jax.quiet_calls(optimizer.opt_state) == expected
+  assert all(len(jax.tree.leaves(tree)) == 1 for tree in converted)
+
+
 def test_quiet_calls_counts_the_planned_calls_of_each_phase():
   tx = autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0, total_steps=200,
                            warmup_steps=5)
