@@ -293,9 +293,10 @@ def same_held_lrs(row: dict[str, Any] | None,
 
 def choice_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
   """Per task, whether AutoLRS's choice holds: its median final validation loss
-  over the best-of-grid cosine's, over each LR-free peer's, with the range 10x
-  wider on each side over the default range's, the paper mode's worst seed
-  over the cosine's on that seed, and the budget's largest probe fraction."""
+  over the best-of-grid cosine's, over each LR-free peer's (and the cosine's
+  over each peer's), with the range 10x wider on each side over the default
+  range's, the paper mode's worst seed over the cosine's on that seed, and the
+  budget's largest probe fraction."""
   out = []
   for name, t in summary.items():
     rows = {r["method"]: r for r in t["rows"]}
@@ -309,6 +310,9 @@ def choice_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
         "cosine": _median(cosine),
         "versus_cosine": _ratio(budget, cosine),
         "versus_peers": {p: _ratio(budget, rows.get(p)) for p in LR_FREE_PEERS},
+        # The tuned schedule's own standing: above 1, the peer ends below the
+        # best the grid's cosine reaches with the task's optimizer.
+        "cosine_versus_peers": {p: _ratio(cosine, rows.get(p)) for p in LR_FREE_PEERS},
         "wide_versus_default": _ratio(rows.get("autolrs-budget-wide"), budget),
         "wide_same_lrs": same_held_lrs(rows.get("autolrs-budget-wide"), budget),
         "paper_worst_versus_cosine": {

@@ -183,6 +183,7 @@ def test_choice_rows_compare_autolrs_with_the_cosine_the_peers_and_the_wide_rang
   assert row["versus_cosine"] == pytest.approx(0.66 / 0.6)
   assert row["versus_peers"]["prodigy-cosine"] == pytest.approx(0.66 / 0.55)
   assert row["versus_peers"]["schedule-free-adamw"] is None
+  assert row["cosine_versus_peers"]["prodigy-cosine"] == pytest.approx(0.6 / 0.55)
   assert row["wide_versus_default"] == pytest.approx(1.0)
   assert row["wide_same_lrs"] == (2, 3)  # Seed 2 held 0.1 instead of 0.3.
   assert row["paper_worst_versus_cosine"]["autolrs-sgd"] == pytest.approx(2.5)
@@ -426,6 +427,20 @@ def test_a_paper_mode_above_twice_the_cosine_is_set_beside_the_best_constant_lr(
   assert "digits 4.00× (worst seed 5.00×)" in line
   tasks["digits"]["rows"] = [r for r in tasks["digits"]["rows"] if r["method"] != "autolrs-sgd"]
   assert render_readme.unannealed_sentence(tasks) == []  # No paper mode above 2x: no line.
+
+
+def test_a_peer_autolrs_ends_above_is_set_beside_the_tuned_cosine_s_standing_against_it():
+  from benchmarks import render_readme
+  def runs(method, vals, lr=None):
+    return [record(method, s, lr, [1.0, 1.0, 1.0, v]) for s, v in enumerate(vals)]
+  records = runs("cosine", [0.4, 0.4, 0.4], 0.1) + runs("autolrs-budget", [0.5, 0.5, 0.5])
+  records += runs("prodigy-cosine", [0.2, 0.2, 0.2]) + runs("dadapt-adamw-cosine", [0.6, 0.6, 0.6])
+  tasks = report.summarize(records)
+  line, _ = render_readme.peer_bar_sentence(tasks)
+  # Above Prodigy only (0.5 / 0.2), where the cosine ends at 0.4 / 0.2; D-Adapt is not told.
+  assert "digits (sgd) 2.000× prodigy-cosine's" in line and "dadapt" not in line
+  tasks["digits"]["rows"] = [r for r in tasks["digits"]["rows"] if r["method"] != "prodigy-cosine"]
+  assert render_readme.peer_bar_sentence(tasks) == []  # Below every peer: no line.
 
 
 def test_the_numerics_line_sets_each_run_redone_elsewhere_beside_its_first_record(tmp_path):
