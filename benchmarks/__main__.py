@@ -12,19 +12,18 @@
 Runs are appended to ``<out>/runs.jsonl`` as they finish and skipped when
 found there, so an interrupted benchmark resumes where it stopped; with
 ``--same-numerics`` only when found recorded on this machine's numerics
-(:func:`numerics`), so that a variant pairs with its full method's run.
+(:func:`benchmarks.host.numerics`), so that a variant pairs with its full method's run.
 """
 
 import argparse
-import functools
 import json
 import os
 import pathlib
-import platform
 import sys
 
 import numpy as np
 
+from benchmarks import host
 from benchmarks import lrbench_metrics
 from benchmarks import report
 from benchmarks import runner
@@ -33,43 +32,6 @@ from benchmarks.tasks import TASKS, task_grid
 
 FULL_OUT = pathlib.Path("results/bench")
 QUICK_OUT = pathlib.Path("out/bench-quick")
-
-
-def machine() -> str:
-  import jax  # pylint: disable=g-import-not-at-top
-  return (f"{jax.devices()[0].platform.upper()}, {os.cpu_count()} CPU cores, "
-          f"{platform.machine()}, jax {jax.__version__}")
-
-
-# CPU flags of the vector units XLA:CPU compiles for (it targets the host).
-_VECTOR_UNITS = ("avx512f", "avx2", "fma", "amx_tile", "sve", "asimd")
-
-
-def _cpu() -> str:
-  """The host CPU as XLA:CPU sees it: vendor, family and model, vector units."""
-  try:
-    first = pathlib.Path("/proc/cpuinfo").read_text().split("\n\n")[0]
-  except OSError:
-    return platform.processor() or platform.machine()
-  info = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
-  info = {k.strip(): v.strip() for k, v in info.items()}
-  units = [u for u in _VECTOR_UNITS if u in info.get("flags", info.get("Features", "")).split()]
-  return (f"{info.get('vendor_id', platform.machine())} family {info.get('cpu family', '?')} "
-          f"model {info.get('model', '?')} ({', '.join(units) or 'no vector flags'})")
-
-
-@functools.cache
-def numerics() -> str:
-  """What a run's floating-point results depend on besides its code and seed:
-  the device XLA compiles for (a CPU's model and vector units: XLA:CPU targets
-  the host) and the jax and jaxlib versions. The same run agrees bit for bit
-  only where this agrees; elsewhere its rounding differs, and a chaotic
-  training run (MNIST-1D's) ends up to tens of percent away."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jaxlib  # pylint: disable=g-import-not-at-top
-  device = jax.devices()[0]
-  kind = _cpu() if device.platform == "cpu" else device.device_kind
-  return f"{device.platform}: {kind}; jax {jax.__version__}, jaxlib {jaxlib.__version__}"
 
 
 def load_records(path: pathlib.Path) -> list[dict]:
@@ -91,7 +53,7 @@ def _record(task, method, seed, lr, steps, eval_every, run: runner.Run) -> dict:
       "final_val_loss": run.final_val_loss, "test_loss": run.test_loss,
       "test_metric": TASKS[task].test_metric(run.test_loss, run.test_accuracy),
       "wall_seconds": run.wall_seconds,
-      "numerics": numerics(),
+      "numerics": host.numerics(),
       "probe_fraction": float(np.mean(run.phase == 1)) if autolrs_run else None,
       "bo_stages": run.bo_stages,
       "final_train_loss": lrbench_metrics.final_train_loss(run.train_loss, eval_every),
@@ -138,7 +100,7 @@ def run_benchmark(args, out: pathlib.Path) -> None:
     # With --same-numerics a run recorded on another machine's numerics (or
     # before they were recorded) is done again here, so that a variant and its
     # full method pair on one machine (report.paired).
-    here = numerics() if args.same_numerics else None
+    here = host.numerics() if args.same_numerics else None
     done = {_key(r["task"], r["method"], r["seed"], r["lr"], r["steps"],
                  r.get("numerics") if here else None) for r in records}
     for name, seed, lr in plan(task_name, methods, seeds, args.quick):
@@ -162,7 +124,7 @@ def run_benchmark(args, out: pathlib.Path) -> None:
       lr_text = "" if lr is None else f" lr={lr:.3g}"
       print(f"{task_name:8s} {name:20s} seed={seed}{lr_text}: val {run.final_val_loss:.4f} "
             f"test {record['test_metric']:.4f} ({run.wall_seconds:.1f} s)", flush=True)
-  report.write_report(records, out, machine())
+  report.write_report(records, out, host.machine())
   print((out / "table.md").read_text())
 
 
@@ -256,7 +218,7 @@ def main(argv=None) -> None:
   parser.add_argument("--out", type=pathlib.Path, help=f"default {FULL_OUT} ({QUICK_OUT} with --quick)")
   parser.add_argument("--same-numerics", action="store_true",
                       help="run: redo the runs recorded on another machine's numerics (CPU "
-                      "model, vector units, jax version; see numerics()): list the full method "
+                      "model, vector units, jax version; see host.numerics()): list the full method "
                       "beside a variant, so that report pairs them on one machine")
   parser.add_argument("--budget-scale", type=float, default=1.0,
                       help="run: every run over this many times the task's update calls "
@@ -278,22 +240,23 @@ def main(argv=None) -> None:
     run_benchmark(args, out)
   elif args.command == "report":
     records = [r for r in load_records(out / "runs.jsonl") if not args.task or r["task"] in args.task]
-    report.write_report(records, out, machine())
+    report.write_report(records, out, host.machine())
     print((out / "table.md").read_text())
   elif args.command == "overhead":
     from benchmarks import overhead  # pylint: disable=g-import-not-at-top
-    overhead.main(out, args.quick, machine(), args.name)
+    # Timings belong to the host they ran on: named down to its CPU model.
+    overhead.main(out, args.quick, f"{host.machine()}, {host.numerics()}", args.name)
   elif args.command == "backfill":
     for task in args.task or list(TASKS):
       backfill(task, out)
-    report.write_report(load_records(out / "runs.jsonl"), out, machine())
+    report.write_report(load_records(out / "runs.jsonl"), out, host.machine())
   elif args.command == "verify":
     from benchmarks import verify  # pylint: disable=g-import-not-at-top
     if not args.task:
       parser.error("verify needs --task")
     if args.methods:  # The named policies' missing runs first; by default what is recorded.
       run_benchmark(args, out)
-    verify.main(args, out, report.latest(load_records(out / "runs.jsonl")), machine())
+    verify.main(args, out, report.latest(load_records(out / "runs.jsonl")), host.machine())
   elif args.command == "ensemble":
     from benchmarks import pool  # pylint: disable=g-import-not-at-top
 

@@ -101,7 +101,8 @@ def step_time_section(r):
   lines = [
       "### Step time (`python -m benchmarks step-time --out results/step_time.json`)",
       "",
-      f"MNIST-1D CNN, batch 128, {r['steps']} timed steps on `{r['device']}`, same process"
+      f"MNIST-1D CNN, batch 128, {r['steps']} timed steps on `{r['device']}`"
+      + (f" ({r['host']})" if "host" in r else "") + ", same process"
       + (f"; a first call is the median of {len(r['base']['first_calls_s'])} fresh steps' "
          "(compilation included)" if "first_calls_s" in r["base"] else "") + ":",
       "",

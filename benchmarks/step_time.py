@@ -35,6 +35,7 @@ from flax import nnx
 
 import autolrs_jax
 from autolrs_jax import _autolrs
+from benchmarks import host
 from benchmarks import overhead
 from benchmarks import training
 from benchmarks.tasks import mnist1d
@@ -152,7 +153,7 @@ def main(argv=None):
   # Where a first call's seconds go, on fresh steps.
   phases = {name: compile_phases(*cnn_step(tx, data, pass_value=name != "base"))
             for name, tx in optimizers.items()}
-  result = {"device": str(jax.devices()[0]), "steps": args.steps,
+  result = {"device": str(jax.devices()[0]), "host": host.numerics(), "steps": args.steps,
             "compile_breakdown": breakdown} | {
       name: timing[name] | phases[name] | {
           "first_call_s": float(np.median(first_calls[name])), "first_calls_s": first_calls[name],

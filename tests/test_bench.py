@@ -13,6 +13,7 @@ import optax
 import pytest
 
 import autolrs_jax
+from benchmarks import host
 from benchmarks import methods
 from benchmarks import overhead
 from benchmarks import report
@@ -144,7 +145,7 @@ def test_quick_benchmark_and_ensembles_on_digits(tmp_path):
   # ExpTest's LR is recorded: its search starts at the range's bottom and grows.
   runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
   from benchmarks import __main__ as bench  # pylint: disable=g-import-not-at-top
-  assert {r["numerics"] for r in runs} == {bench.numerics()}
+  assert {r["numerics"] for r in runs} == {host.numerics()}
   exptest_lr = np.asarray(next(r for r in runs if r["method"] == "exptest")["learning_rate"])
   assert exptest_lr[0] == pytest.approx(tasks.LR_RANGES["sgd"][0])
   assert exptest_lr.max() > exptest_lr[0] and np.isfinite(exptest_lr).all()
@@ -237,8 +238,8 @@ def test_variants_pair_with_the_full_method_only_on_the_same_numerics():
 
 def test_a_run_recorded_on_other_numerics_is_redone_only_with_same_numerics(tmp_path):
   from benchmarks import __main__ as bench  # pylint: disable=g-import-not-at-top
-  assert bench.numerics().startswith(f"{jax.devices()[0].platform}: ")
-  assert f"jax {jax.__version__}" in bench.numerics()
+  assert host.numerics().startswith(f"{jax.devices()[0].platform}: ")
+  assert f"jax {jax.__version__}" in host.numerics()
   steps = tasks.TASKS["digits"].quick.steps
   elsewhere = record("prodigy-cosine", 0, None, [1.0, 1.0, 1.0, 0.5], steps=steps,
                      numerics="cpu: elsewhere")
@@ -249,7 +250,7 @@ def test_a_run_recorded_on_other_numerics_is_redone_only_with_same_numerics(tmp_
   assert len(bench.load_records(tmp_path / "runs.jsonl")) == 1
   run("--same-numerics")
   older, redone = bench.load_records(tmp_path / "runs.jsonl")
-  assert older == elsewhere and redone["numerics"] == bench.numerics()
+  assert older == elsewhere and redone["numerics"] == host.numerics()
   assert report.latest([older, redone]) == [redone]
   run("--same-numerics")  # Now recorded here too.
   assert len(bench.load_records(tmp_path / "runs.jsonl")) == 2
