@@ -21,19 +21,25 @@ AUTO = "auto"  # Searches the LR itself within a range (AutoLRS, ExpTest).
 GRID = "grid"  # One run per LR of the grid; the best is reported.
 DERIVED = "derived"  # Uses the grid's best constant LR.
 LR_FREE = "lr-free"  # Defaults of an LR-free optimizer.
+# Replays the schedule that the same seed's run of another method applied.
+REPLAY = "replay"
 
 
 class Method(NamedTuple):
   name: str
   kind: str
   description: str
-  # (task, steps, seed, lr) -> transformation; lr is None except for GRID/DERIVED.
+  # (task, steps, seed, lr) -> transformation; lr is None except for GRID/DERIVED,
+  # and a REPLAY's schedule (an optax.Schedule).
   build: Callable[[Task, int, int, float | None], optax.GradientTransformation]
   passes_value: bool = False  # update(..., value=loss)
   schedule_free: bool = False  # Evaluate at schedule_free_eval_params.
   # Draw the minibatches from another key than the seed's (the initialisation
   # stays the seed's): the noise floor of a paired comparison.
   other_batches: bool = False
+  # REPLAY: the method whose run on the same seed applied the schedule this
+  # one trains with (runner.replayed_schedule).
+  replays: str | None = None
 
 
 def _autolrs(optimizer: str):
@@ -384,6 +390,12 @@ METHODS = {m.name: m for m in (
            "noise floor: the full method with its minibatches drawn in another order (the "
            "same initialisation); a variant's ratio within this one's is what a shift of a "
            "few calls does alone", _autolrs_budget(), passes_value=True, other_batches=True),
+    Method("autolrs-budget:without-search", REPLAY,
+           "oracle, not a method: the schedule the seed's full run applied, its probes "
+           "removed and stretched over the whole budget (autolrs_jax.export_schedule), "
+           "trained with no search; the full method's ratio to it is what the search cost",
+           lambda task, steps, seed, schedule: base_optimizer(task.optimizer, schedule),
+           replays="autolrs-budget"),
     Method("exptest", AUTO, "ExpTest-style tests on the loss curve, from the range's bottom",
            _exptest, passes_value=True),
     Method("lrbench-switch", AUTO, "LRBench's switching among FIX at the grid's LRs on "

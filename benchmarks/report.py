@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import lrbench_metrics
-from benchmarks.methods import DERIVED, GRID, METHODS
+from benchmarks.methods import DERIVED, GRID, METHODS, REPLAY
 from benchmarks.tasks import TASKS
 
 
@@ -134,8 +134,10 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
           "tuning_steps": tuning_runs * steps,
           # Runs of the budget it takes to get this result: a grid method's
           # grid (its reported run is one of them), a derived method's grid
-          # and its own run, one run for the rest.
-          "compute_runs": {GRID: tuning_runs, DERIVED: tuning_runs + 1}.get(method.kind, 1),
+          # and its own run, a replay the run it replays and its own, one
+          # run for the rest.
+          "compute_runs": {GRID: tuning_runs, DERIVED: tuning_runs + 1,
+                           REPLAY: 2}.get(method.kind, 1),
           # Its final validation loss over the cosine's on the same seed: the
           # worst seed shows a collapse that medians hide.
           "versus_cosine": _median_range(versus_cosine),

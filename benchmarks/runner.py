@@ -23,6 +23,7 @@ from optax import contrib
 
 import autolrs_jax
 from benchmarks import training
+from benchmarks.methods import METHODS
 from benchmarks.methods import Method
 from benchmarks.tasks import model_loss
 from benchmarks.tasks import Task
@@ -65,11 +66,23 @@ def _batched(fn, x, batch):
   return jnp.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
 
 
+def replayed_schedule(task: Task, method: Method, seed: int, steps: int,
+                      eval_every: int) -> optax.Schedule:
+  """The schedule that the run of ``method.replays`` on ``seed`` applied, its
+  probes removed, stretched over ``steps`` calls (trained here first)."""
+  searched = train(task, METHODS[method.replays], seed, steps, eval_every)
+  found = autolrs_jax.export_schedule(searched.learning_rate, searched.phase, searched.stage,
+                                      searched.restored)
+  return found.schedule(steps)
+
+
 def train(task: Task, method: Method, seed: int, steps: int, eval_every: int,
           lr: float | None = None, keep_logits: bool = False) -> Run:
   """Trains ``task``'s model with ``method`` for ``steps`` update calls."""
   data = task.load()
   graphdef, params = nnx.split(task.make_model(seed))
+  if method.replays:
+    lr = replayed_schedule(task, method, seed, steps, eval_every)
   tx = method.build(task, steps, seed, lr)
   opt_state = tx.init(params)
   autolrs_inside = training.controller_in(opt_state)

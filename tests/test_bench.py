@@ -101,6 +101,20 @@ def test_an_lr_free_peer_keeps_an_adamw_task_s_weight_decay(peer):
   assert bool(jnp.all(trained("sorting") < trained("digits-adam")))
 
 
+def test_the_oracle_without_search_replays_the_full_run_s_schedule_over_the_whole_budget():
+  task, oracle = tasks.TASKS["digits"], methods.METHODS["autolrs-budget:without-search"]
+  steps, every = task.quick.steps, task.quick.eval_every
+  full = runner.train(task, methods.METHODS["autolrs-budget"], 0, steps, every)
+  schedule = runner.replayed_schedule(task, oracle, 0, steps, every)
+  lrs = np.asarray([schedule(c) for c in range(steps)])
+  held = full.bo_stages[0]["exploited_lr"]
+  exploited = full.learning_rate[full.phase == autolrs_jax.EXPLOIT]
+  # Its warm-up, hold and anneal, with no probe: it starts below the held LR,
+  # holds it, ends at 0, and is longer than the run's own non-probe calls.
+  assert lrs[0] < held and lrs.max() == pytest.approx(held) and lrs[-1] == 0.0
+  assert np.sum(lrs == lrs.max()) > np.sum(exploited == exploited.max())
+
+
 def test_lr_grid_spans_the_range_half_a_decade_apart():
   grid = tasks.lr_grid("sgd")
   assert len(grid) == tasks.GRID_POINTS
