@@ -91,8 +91,8 @@ def quiet_calls(tree: Any) -> int:
   # The packed array to the host, then its entry: indexing on the device
   # would dispatch (and first compile) an op at every read. Only that array
   # is unwrapped from an nnx variable: unwrapping the whole state (its
-  # params-sized trees) cost more than the quiet call it saves (45-90 us a
-  # read on a 1e4-parameter model, ``python -m benchmarks overhead``).
+  # params-sized trees) cost more than the quiet call it saves: 45-90 us a
+  # read on the overhead benchmark's 1e4-parameter MLP, as long as its step.
   field, index = next((field, names.index("quiet_calls"))
                       for field, (_, names) in type(state).packed_scalars.items()
                       if "quiet_calls" in names)

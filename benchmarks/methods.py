@@ -31,7 +31,8 @@ class Method(NamedTuple):
   description: str
   # (task, steps, seed, lr) -> transformation; lr is None except for GRID/DERIVED,
   # and a REPLAY's schedule (an optax.Schedule).
-  build: Callable[[Task, int, int, float | None], optax.GradientTransformation]
+  build: Callable[[Task, int, int, float | optax.Schedule | None],
+                  optax.GradientTransformation]
   passes_value: bool = False  # update(..., value=loss)
   schedule_free: bool = False  # Evaluate at schedule_free_eval_params.
   # Draw the minibatches from another key than the seed's (the initialisation
@@ -393,7 +394,8 @@ METHODS = {m.name: m for m in (
     Method("autolrs-budget:without-search", REPLAY,
            "oracle, not a method: the schedule the seed's full run applied, its probes "
            "removed and stretched over the whole budget (autolrs_jax.export_schedule), "
-           "trained with no search; the full method's ratio to it is what the search cost",
+           "trained with no search; below 1 (its loss over the full method's), the search "
+           "cost the full run that much",
            lambda task, steps, seed, schedule: base_optimizer(task.optimizer, schedule),
            replays="autolrs-budget"),
     Method("exptest", AUTO, "ExpTest-style tests on the loss curve, from the range's bottom",
