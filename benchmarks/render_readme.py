@@ -594,6 +594,31 @@ def unannealed_sentence(tasks: dict) -> list[str]:
           "loss: " + "; ".join(cells) + "."]
 
 
+SEARCH_COST = "autolrs-budget:without-search"
+
+
+def search_cost_sentence(results_dir: pathlib.Path) -> list[str]:
+  """What AutoLRS's search costs, per task: the oracle :data:`SEARCH_COST`'s
+  final loss over the full method's on the same seed, from the results
+  directory that pairs the most of its seeds."""
+  rows = {}
+  for path in sorted(results_dir.glob("*/paired.json")):
+    for r in json.loads(path.read_text())["rows"]:
+      if r["method"] == SEARCH_COST and r["seeds"] > rows.get(r["task"], (0,))[0]:
+        rows[r["task"]] = (r["seeds"], path.parent, r)
+  if not rows:
+    return []
+  cells = [f"{task} {r['ratio_geometric_mean']:.3f} ({seeds} seeds, per seed "
+           f"{r['ratio_best']:.3f}–{r['ratio_worst']:.3f})"
+           for task, (seeds, _, r) in sorted(rows.items())]
+  where = sorted({d.as_posix() for _, d, _ in rows.values()})
+  return ["What the search costs: the schedule each run applied, its probes removed and stretched "
+          "over the whole budget, trained again with no search (an oracle: it knows the LR), ends "
+          "at this multiple of the run's own final validation loss, geometric mean over paired "
+          "seeds (below 1: the search cost that much; `" + "`, `".join(where) + "`): "
+          + "; ".join(cells) + ".", ""]
+
+
 NOISE_FLOOR = "autolrs-budget:other-batches"
 
 
@@ -734,7 +759,8 @@ def main(argv=None):
            "not reached; runs: runs of the budget it takes to get the result (a grid's runs; "
            "AutoLRS one).", ""]
   lines += headline(args.results) + [""] + choice_table(args.results) + [""]
-  lines += noise_floor_sentence(args.results) + numerics_sentence(args.results) + ["", END]
+  lines += (search_cost_sentence(args.results) + noise_floor_sentence(args.results)
+            + numerics_sentence(args.results) + ["", END])
   text = replace_block(args.readme.read_text(), BEGIN, END, lines)
   ensembles = ensemble_summary(args.results / "bench")
   if ensembles and ENSEMBLE_BEGIN in text:

@@ -405,6 +405,21 @@ def test_backfill_completes_an_older_record_from_the_same_run(tmp_path):
   assert {k: filled[k] for k in older} == older
 
 
+def test_the_search_cost_line_gives_the_oracle_s_geometric_mean_and_its_seeds_span(tmp_path):
+  from benchmarks import render_readme
+  assert render_readme.search_cost_sentence(tmp_path) == []  # No oracle run: no line.
+  records = [record("autolrs-budget", s, None, [1.0, 1.0, 1.0, v])
+             for s, v in enumerate([0.5, 0.4, 0.8])]
+  records += [record("autolrs-budget:without-search", s, None, [1.0, 1.0, 1.0, v])
+              for s, v in enumerate([0.4, 0.4, 0.4])]
+  out = tmp_path / "search_cost"
+  out.mkdir()
+  (out / "paired.json").write_text(json.dumps({"rows": report.paired(records)}))
+  line, _ = render_readme.search_cost_sentence(tmp_path)
+  # Per seed 0.8, 1.0, 0.5: geometric mean 0.4 ** (1/3) = 0.737.
+  assert "digits 0.737 (3 seeds, per seed 0.500–1.000)" in line and "search_cost" in line
+
+
 def test_the_noise_floor_line_gives_the_median_ratio_its_seeds_span_and_the_same_lrs(tmp_path):
   from benchmarks import render_readme
   def runs(method, vals, lrs):
