@@ -594,6 +594,17 @@ def unannealed_sentence(tasks: dict) -> list[str]:
           "loss: " + "; ".join(cells) + "."]
 
 
+def most_paired(results_dir: pathlib.Path, method: str) -> dict[str, tuple[int, pathlib.Path, dict]]:
+  """Per task, ``(seeds, path, row)``: the paired row of ``method`` from the
+  results directory's ``paired.json`` that pairs the most of its seeds."""
+  found = {}
+  for path in sorted(results_dir.glob("*/paired.json")):
+    for r in json.loads(path.read_text())["rows"]:
+      if r["method"] == method and r["seeds"] > found.get(r["task"], (0,))[0]:
+        found[r["task"]] = (r["seeds"], path, r)
+  return found
+
+
 SEARCH_COST = "autolrs-budget:without-search"
 
 
@@ -601,17 +612,13 @@ def search_cost_sentence(results_dir: pathlib.Path) -> list[str]:
   """What AutoLRS's search costs, per task: the oracle :data:`SEARCH_COST`'s
   final loss over the full method's on the same seed, from the results
   directory that pairs the most of its seeds."""
-  rows = {}
-  for path in sorted(results_dir.glob("*/paired.json")):
-    for r in json.loads(path.read_text())["rows"]:
-      if r["method"] == SEARCH_COST and r["seeds"] > rows.get(r["task"], (0,))[0]:
-        rows[r["task"]] = (r["seeds"], path.parent, r)
+  rows = most_paired(results_dir, SEARCH_COST)
   if not rows:
     return []
   cells = [f"{task} {r['ratio_geometric_mean']:.3f} ({seeds} seeds, per seed "
            f"{r['ratio_best']:.3f}–{r['ratio_worst']:.3f})"
            for task, (seeds, _, r) in sorted(rows.items())]
-  where = sorted({d.as_posix() for _, d, _ in rows.values()})
+  where = sorted({path.parent.as_posix() for _, path, _ in rows.values()})
   return ["What the search costs: the schedule each run applied, its probes removed and stretched "
           "over the whole budget, trained again with no search (an oracle: it knows the LR), ends "
           "at this multiple of the run's own final validation loss, geometric mean over paired "
@@ -627,12 +634,7 @@ def noise_floor_sentence(results_dir: pathlib.Path) -> list[str]:
   order alone (:data:`NOISE_FLOOR`), per task, from the results directory that
   pairs the most of its seeds."""
   from benchmarks import report  # pylint: disable=g-import-not-at-top
-  # Per task, the results directory that pairs the most seeds.
-  floors = {}
-  for path in sorted(results_dir.glob("*/paired.json")):
-    for r in json.loads(path.read_text())["rows"]:
-      if r["method"] == NOISE_FLOOR and r["seeds"] > floors.get(r["task"], (0,))[0]:
-        floors[r["task"]] = (r["seeds"], path, r)
+  floors = most_paired(results_dir, NOISE_FLOOR)
   cells = []
   for task in sorted(floors):
     _, path, r = floors[task]

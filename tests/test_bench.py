@@ -158,7 +158,6 @@ def test_quick_benchmark_and_ensembles_on_digits(tmp_path):
   assert 0.3 < autolrs["probe_fraction"]["median"] < 0.7
   # ExpTest's LR is recorded: its search starts at the range's bottom and grows.
   runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
-  from benchmarks import __main__ as bench  # pylint: disable=g-import-not-at-top
   assert {r["numerics"] for r in runs} == {host.numerics()}
   exptest_lr = np.asarray(next(r for r in runs if r["method"] == "exptest")["learning_rate"])
   assert exptest_lr[0] == pytest.approx(tasks.LR_RANGES["sgd"][0])
