@@ -115,6 +115,20 @@ def test_the_oracle_without_search_replays_the_full_run_s_schedule_over_the_whol
   assert np.sum(lrs == lrs.max()) > np.sum(exploited == exploited.max())
 
 
+@pytest.mark.parametrize("name, top", [("warm-start-mid", np.sqrt(1e-3 * 1.0)),
+                                       ("warm-start-min", 1e-3)])
+def test_a_warm_start_candidate_ramps_to_its_lr_before_the_ladder_s_first_probe(name, top):
+  task = tasks.TASKS["digits"]  # SGD: the range 1e-3..1.
+  steps, every = task.quick.steps, task.quick.eval_every
+  run = runner.train(task, methods.METHODS[f"autolrs-budget:{name}"], 0, steps, every)
+  warm = round(0.05 * steps)
+  assert np.all(run.phase[:warm] == autolrs_jax.WARMUP)
+  assert run.phase[warm] == autolrs_jax.PROBE
+  np.testing.assert_allclose(run.learning_rate[:warm], top * np.arange(1, warm + 1) / warm,
+                             rtol=1e-5)
+  assert run.learning_rate[warm] == pytest.approx(1.0)  # The ladder's top rung.
+
+
 def test_lr_grid_spans_the_range_half_a_decade_apart():
   grid = tasks.lr_grid("sgd")
   assert len(grid) == tasks.GRID_POINTS
