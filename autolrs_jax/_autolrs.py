@@ -806,8 +806,7 @@ def quiet_transition(cfg: AutoLRSConfig, state: Controller, signals: Signals) ->
                              losses=state.probe_losses)
   continued = continue_phase(cfg, state, signals)
   retried = retry_exploit(cfg, state, signals)
-  controller = jax.tree.map(lambda r, c: jnp.where(signals.exploit_blows_up, r, c),
-                            retried, continued)
+  controller = _common.select_fields(signals.exploit_blows_up, retried, continued)
   return conclude(cfg, state, controller, signals)
 
 

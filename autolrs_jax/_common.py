@@ -54,6 +54,15 @@ def zeros_unless(keep: jax.Array, tree: T) -> T:
   return optax.tree.where(keep, tree, jax.tree.map(jnp.zeros_like, tree))
 
 
+def select_fields(pred: jax.Array, on_true: T, on_false: T) -> T:
+  """``on_true`` where ``pred``, else ``on_false``, field by field; a field
+  both hold as the same value is taken as it is. A quiet step computes both
+  of its transitions and selects: most fields only one of them changes, and
+  a select for each would be code that every call of the step compiles and
+  runs for nothing."""
+  return jax.tree.map(lambda a, b: b if a is b else jnp.where(pred, a, b), on_true, on_false)
+
+
 def finite_and_length(updates, learning_rate) -> tuple[jax.Array, jax.Array]:
   """``(finite, length)``: whether ``lr * updates`` is finite, and its norm.
 

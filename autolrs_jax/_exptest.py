@@ -330,7 +330,7 @@ def quiet_advance(cfg: ExpTestConfig, state: ExpTestState, value, smoothed, dive
   flow."""
   controller = state.controller
   cut, kept = (transition(cfg, controller, value, smoothed) for transition in (diverge, record))
-  controller = jax.tree.map(lambda a, b: jnp.where(diverged, a, b), cut, kept)
+  controller = _common.select_fields(diverged, cut, kept)
   return finish(cfg, controller, diverged, loss_bad)
 
 

@@ -38,3 +38,22 @@ def test_steps_scale_with_gradient_tells_sgd_from_adam(base, scales):
   got = _common.steps_scale_with_gradient(optax.with_extra_args_support(base), params,
                                           base.init(params))
   assert bool(got) is scales
+
+
+def test_select_fields_selects_only_the_fields_the_two_hold_apart():
+  class Fields(NamedTuple):
+    same: jax.Array
+    apart: jax.Array
+
+  def select(pred):
+    shared = jnp.arange(3.0)
+    return _common.select_fields(pred, Fields(shared, jnp.ones(3)), Fields(shared, jnp.zeros(3)))
+
+  for pred, apart in ((True, 1.0), (False, 0.0)):
+    chosen = select(jnp.asarray(pred))
+    np.testing.assert_array_equal(chosen.same, np.arange(3.0))
+    np.testing.assert_array_equal(chosen.apart, np.full(3, apart))
+  # The shared field compiles to no select: one select_n in the whole program.
+  jaxpr = jax.make_jaxpr(select)(jnp.asarray(True))
+  assert [e.primitive.name for e in jaxpr.eqns].count("select_n") + sum(
+      str(e.params.get("jaxpr", "")).count("select_n") for e in jaxpr.eqns) == 1
