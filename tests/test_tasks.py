@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import nnx
 
@@ -42,8 +43,8 @@ def test_mnist1d_splits():
 
 def test_the_test_tasks_are_fixed_splits_of_generated_or_shipped_data():
   from benchmarks import tasks
-  from benchmarks.tasks import friedman, prose, sorting
-  for module in (friedman, sorting, prose):
+  from benchmarks.tasks import finetune, friedman, prose, sorting
+  for module in (friedman, sorting, prose, finetune):
     a, b = module.load(), module.load()
     for x, y in ((a.x_train, a.y_train), (a.x_val, a.y_val), (a.x_test, a.y_test)):
       assert len(x) == len(y) > 0
@@ -51,7 +52,8 @@ def test_the_test_tasks_are_fixed_splits_of_generated_or_shipped_data():
   splits = {name: t.split for name, t in tasks.TASKS.items()}
   assert splits == {"mnist1d": "tuning", "charlm": "tuning", "digits": "tuning",
                     "mnist1d-adam": "tuning", "digits-adam": "tuning",
-                    "friedman": "test", "sorting": "test", "prose": "test"}
+                    "friedman": "test", "sorting": "test", "prose": "test",
+                    "finetune": "test"}
 
 
 def test_the_adam_tuning_tasks_are_the_sgd_tuning_tasks_on_adam():
@@ -86,3 +88,24 @@ def test_friedman_scores_the_mean_squared_error_in_the_targets_units():
   assert float(task.loss(predictions, jnp.asarray([2.0, 5.0]))) == pytest.approx((1 + 4) / 2)
   assert task.test_metric(1.25, float("nan")) == 1.25
   assert friedman.MLP(rngs=nnx.Rngs(0))(jnp.ones((4, 10))).shape == (4, 1)
+
+
+def test_finetune_starts_from_a_model_pretrained_on_other_digits_and_scores_shifted_ones():
+  from benchmarks.tasks import digits, finetune
+  source, target = digits.load(), finetune.load()
+  assert len(target.x_train) == finetune.NUM_TARGET_TRAIN
+  # The target's images are the first training images, shifted: the mean of
+  # each and of itself moved one pixel right.
+  image = source.x_train[0].reshape(8, 8)
+  expected = 0.5 * (image + np.pad(image, ((0, 0), (1, 0)))[:, :8])
+  np.testing.assert_allclose(target.x_train[0], expected.reshape(64))
+  np.testing.assert_array_equal(target.y_val, source.y_val)
+  # Pretrained on the source's other images: far below chance on the source,
+  # and above its source loss on the shifted target. Each call is a fresh copy.
+  model, again = finetune.pretrained_mlp(0), finetune.pretrained_mlp(0)
+  assert model is not again
+  loss = lambda m, d: float(optax.softmax_cross_entropy_with_integer_labels(
+      m(jnp.asarray(d.x_val)), jnp.asarray(d.y_val)).mean())
+  assert loss(model, source) < 0.2 < loss(model, target) < 1.0
+  fresh = digits.MLP(rngs=nnx.Rngs(0))
+  assert loss(fresh, target) > 2.0

@@ -22,6 +22,7 @@ from flax import nnx
 
 from benchmarks.tasks import charlm
 from benchmarks.tasks import digits
+from benchmarks.tasks import finetune
 from benchmarks.tasks import friedman
 from benchmarks.tasks import mnist1d
 from benchmarks.tasks import prose
@@ -197,6 +198,19 @@ TASKS = {
                     "topics (pydoc_data), SGD-momentum",
         split="test",
         metric="bits",
+    ),
+    "finetune": Task(
+        name="finetune",
+        load=finetune.load,
+        make_model=finetune.pretrained_mlp,
+        classification=True,
+        optimizer="adam",
+        batch_size=32,
+        full=Budget(steps=600, eval_every=25, tau=20, num_trials=5, tau_probe=4),
+        quick=Budget(steps=200, eval_every=25, tau=20, num_trials=5, tau_probe=4),
+        description="fine-tuning: the digits MLP pretrained on 997 digits, trained on 300 "
+                    "others shifted half a pixel (250 val / 250 test, shifted), Adam",
+        split="test",
     ),
 }
 
