@@ -119,8 +119,15 @@ class Controller(NamedTuple):
   # how many of the following calls are known to end nothing, so that
   # they may run as ``update(..., quiet=True)`` (see known_quiet_calls).
   quiet_calls: _common.Counter
-  # the running probe's highest minibatch loss (judged by probe_spike).
+  # the running probe's highest minibatch loss, or median of the last
+  # three (judged by probe_spike; see BudgetPlan.spike_window).
   probe_peak: _common.Real
+  # the last call's minibatch loss, and the one before it.
+  last_loss: _common.Real
+  loss_before_last: _common.Real
+  # the running probe's summed absolute changes of its minibatch loss from
+  # one call to the next (its noise, for BudgetPlan.spike_noise).
+  probe_jitter: _common.Real
 
 
 @_common.packs_scalars(Controller)
@@ -134,8 +141,8 @@ class AutoLRSState(NamedTuple):
   """
 
   # The controller's Counter, Real and Flag fields, one array each.
-  counters: jax.Array  # int32[7]
-  reals: jax.Array  # float32[6]
+  counters: jax.Array  # int32[6]
+  reals: jax.Array  # float32[11]
   flags: jax.Array  # bool[4]
   # float32: LR the next update applies, a field of its own, so that
   # ``optax.tree.get(opt_state, "learning_rate")`` finds it.
@@ -202,6 +209,8 @@ class AutoLRSConfig(NamedTuple):
   # multiple of the stage's starting loss, judged at its end
   # (BudgetPlan.probe_spike); None: off.
   probe_spike: float | None = None
+  spike_window: int = 1  # The minibatch losses whose median it judges (BudgetPlan).
+  spike_noise: float | None = None  # Its rise in units of the probe's noise (BudgetPlan).
   exploit_guard: float | None = None  # BudgetPlan.exploit_guard; None: off.
   # Steps over which an exploitation from the snapshot warms up (0: none).
   exploit_warmup_steps: int = 0
@@ -232,7 +241,9 @@ def configure(*, min_lr: float, max_lr: float, acquisition: str, kappa: float, g
       strategies=_strategies.budget(space, stages, budget, acquisition, kappa,
                                     fields["warmup_steps"]),
       drift_per_call=budget.drift_per_call, drift_bound=budget.drift_bound,
-      probe_spike=budget.probe_spike, exploit_guard=budget.exploit_guard,
+      probe_spike=budget.probe_spike, spike_window=budget.spike_window,
+      spike_noise=budget.spike_noise,
+      exploit_guard=budget.exploit_guard,
       exploit_warmup_steps=int(round(budget.exploit_warmup * stages.total_steps)), **common)
 
 
@@ -255,7 +266,10 @@ class Signals(NamedTuple):
   probe_diverged: jax.Array  # bool: the ended probe diverged or exploded.
   keeps_probe: jax.Array  # bool: the ended probe won; training goes on from it.
   probe_path: jax.Array  # float32: the probe's path length, this step's update included.
-  probe_peak: jax.Array  # float32: the probe's highest minibatch loss, this step's included.
+  # float32: the probe's highest minibatch loss (or median of three), this step's included.
+  probe_peak: jax.Array
+  last_loss: jax.Array  # float32: this step's minibatch loss.
+  probe_jitter: jax.Array  # float32: the probe's summed loss changes, this step's included.
 
   @property
   def restores(self) -> jax.Array:
@@ -306,6 +320,9 @@ def init_controller(cfg: AutoLRSConfig, drift_bounded=True) -> Controller:
       restored=jnp.zeros([], bool),
       probe_path=jnp.zeros([], jnp.float32),
       probe_peak=jnp.zeros([], jnp.float32),
+      last_loss=jnp.zeros([], jnp.float32),
+      loss_before_last=jnp.zeros([], jnp.float32),
+      probe_jitter=jnp.zeros([], jnp.float32),
       snapshot_norm=jnp.zeros([], jnp.float32),
       lr_ceiling=jnp.asarray(jnp.inf, jnp.float32),
       exploit_lr=jnp.zeros([], jnp.float32),
@@ -386,7 +403,13 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   diverged_now = ~loss_ok | ~step_ok
   stage_loss = starting_loss(cfg, state, value, stage_starts)
-  peak = jnp.where(state.phase_step == 0, value, jnp.maximum(state.probe_peak, value))
+  judged = value
+  if cfg.spike_window == 3:  # From the probe's third call, when three are in.
+    judged = jnp.where(state.phase_step >= 2,
+                       median_of_three(state.loss_before_last, state.last_loss, value), -jnp.inf)
+  peak = jnp.where(state.phase_step == 0, judged, jnp.maximum(state.probe_peak, judged))
+  jitter = jnp.where(state.phase_step == 0, 0.0,
+                     state.probe_jitter + jnp.abs(value - state.last_loss))
   exploit_loss = jnp.where(
       ~in_exploit | ~loss_ok, state.exploit_loss,
       jnp.where(state.phase_step == 0, value,
@@ -431,7 +454,14 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
       keeps_probe=jnp.zeros([], bool),
       probe_path=path,
       probe_peak=jnp.where(in_probe, peak, state.probe_peak),
+      last_loss=value,
+      probe_jitter=jnp.where(in_probe, jitter, state.probe_jitter),
   )
+
+
+def median_of_three(a, b, c) -> jax.Array:
+  """The median of three values, elementwise, by comparisons alone."""
+  return jnp.maximum(jnp.minimum(a, b), jnp.minimum(jnp.maximum(a, b), c))
 
 
 def score_ended_probe(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Signals:
@@ -463,8 +493,11 @@ def spiked(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array
   the minibatches they would without the rule."""
   if cfg.probe_spike is None:
     return False
-  return ~state.drift_bounded & rose_above(signals.probe_peak, signals.stage_loss,
-                                           cfg.probe_spike)
+  rise = (cfg.probe_spike - 1.0) * jnp.abs(signals.stage_loss)
+  if cfg.spike_noise is not None:  # The mean change per call since the probe's first.
+    noise = signals.probe_jitter / jnp.maximum(state.phase_step, 1).astype(jnp.float32)
+    rise = jnp.maximum(rise, cfg.spike_noise * noise)
+  return ~state.drift_bounded & (signals.probe_peak - signals.stage_loss > rise)
 
 
 def rose_above(loss, start, factor: float) -> jax.Array:
@@ -819,6 +852,9 @@ def conclude(cfg: AutoLRSConfig, state: Controller, controller: Controller,
       stage_loss=signals.stage_loss,
       probe_path=signals.probe_path,
       probe_peak=signals.probe_peak,
+      last_loss=signals.last_loss,
+      loss_before_last=state.last_loss,
+      probe_jitter=signals.probe_jitter,
       exploit_loss=signals.exploit_loss,
       exploit_best=signals.exploit_best,
       restored=signals.restores,

@@ -100,6 +100,7 @@ def test_a_budget_too_small_to_plan_is_refused(plan, total):
     (dict(budget=autolrs_jax.BudgetPlan(keep_lower_probe=True)), "keep_lower_probe"),
     (dict(budget=autolrs_jax.BudgetPlan(probe_warmup=1.0)), "probe_warmup"),
     (dict(budget=autolrs_jax.BudgetPlan(probe_spike=1.0)), "probe_spike"),
+    (dict(budget=autolrs_jax.BudgetPlan(spike_window=2)), "spike_window"),
     (dict(budget=autolrs_jax.BudgetPlan(probe_warmup=0.5, score="cooldown",
                                         cooldown_fraction=0.5)), "probe_warmup"),
 ])

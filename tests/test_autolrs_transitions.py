@@ -32,7 +32,8 @@ def signals(cfg, **kw):
               exploit_blows_up=false, warmup_ends=false, skip=false,
               stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0),
               exploit_best=jnp.float32(1.0), probe_score=jnp.float32(0.0), probe_diverged=false, keeps_probe=false,
-              probe_path=jnp.float32(0.0), probe_peak=jnp.float32(0.0))
+              probe_path=jnp.float32(0.0), probe_peak=jnp.float32(0.0), last_loss=jnp.float32(0.0),
+      probe_jitter=jnp.float32(0.0))
   return A.Signals(**(base | kw))
 
 
@@ -294,6 +295,52 @@ def test_a_probe_the_drift_bound_does_not_judge_diverges_on_a_loss_spike(
   last = s._replace(phase_step=jnp.int32(int(tau_probe) - 1))
   ended = A.score_ended_probe(cfg, last, A.observe(cfg, last, measured(1.0), False))
   assert bool(ended.probe_ends) and bool(ended.probe_diverged) == diverged
+
+
+@pytest.mark.parametrize("losses,window,peak,diverged", [
+    # One minibatch's outlier at twice the stage's start of 2.0.
+    ([2.0, 2.1, 4.0, 2.0, 1.9, 1.8], 1, 4.0, True),
+    ([2.0, 2.1, 4.0, 2.0, 1.9, 1.8], 3, 2.1, False),  # The medians of three: 2.1, 2.0, 1.9, 1.8.
+    # A rise that lasts two calls is a spike either way.
+    ([2.0, 4.0, 4.1, 2.0, 1.9, 1.8], 1, 4.1, True),
+    ([2.0, 4.0, 4.1, 2.0, 1.9, 1.8], 3, 4.0, True),
+])
+def test_the_spike_bound_judges_the_median_of_the_last_three_losses_if_its_window_says(
+    losses, window, peak, diverged):
+  plan = autolrs_jax.BudgetPlan(spike_window=window, spike_noise=None)
+  cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
+  s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(0), trial=jnp.int32(1),
+                 stage_loss=jnp.float32(2.0), drift_bounded=jnp.asarray(False))
+  for loss in losses:  # A probe's calls, each concluded as the state machine does.
+    sig = A.observe(cfg, s, measured(loss), validating=False)
+    s = A.conclude(cfg, s, A.continue_phase(cfg, s, sig), sig)
+  assert float(s.probe_peak) == pytest.approx(peak)
+  np.testing.assert_allclose([s.last_loss, s.loss_before_last], [losses[-1], losses[-2]])
+  assert bool(A.spiked(cfg, s, sig)) == diverged
+
+
+@pytest.mark.parametrize("losses,noise,diverged", [
+    # Minibatch noise at a low loss: the peak (0.5) passes 1.5x the start
+    # (0.3) but not 3x the mean change per call (0.3) above it.
+    ([0.3, 0.5, 0.2, 0.5, 0.2, 0.5], None, True),
+    ([0.3, 0.5, 0.2, 0.5, 0.2, 0.5], 3.0, False),
+    ([0.3, 0.5, 0.2, 0.5, 0.2, 0.5], "default", False),  # 3x (issue 26).
+    # A rise at a model's initial chance, with little noise: a spike either way
+    # (the rise counts in the noise too: in a probe this long, not enough).
+    ([2.3, 2.3, 4.0, 2.4, 2.3, 2.25, 2.2, 2.2, 2.15, 2.1, 2.1, 2.05], None, True),
+    ([2.3, 2.3, 4.0, 2.4, 2.3, 2.25, 2.2, 2.2, 2.15, 2.1, 2.1, 2.05], 3.0, True),
+])
+def test_the_spike_bound_rises_above_the_probe_s_noise_if_asked(losses, noise, diverged):
+  plan = autolrs_jax.BudgetPlan(**({} if noise == "default" else dict(spike_noise=noise)))
+  cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
+  s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(0), trial=jnp.int32(1),
+                 stage_loss=jnp.float32(losses[0]), drift_bounded=jnp.asarray(False))
+  for loss in losses:
+    sig = A.observe(cfg, s, measured(loss), validating=False)
+    s_next = A.conclude(cfg, s, A.continue_phase(cfg, s, sig), sig)
+    s, last = s_next, s
+  assert float(s.probe_jitter) == pytest.approx(np.abs(np.diff(losses)).sum(), rel=1e-5)
+  assert bool(A.spiked(cfg, last, sig)) == diverged
 
 
 def test_a_probe_s_peak_restarts_with_it():
