@@ -83,13 +83,13 @@ def _autolrs_budget(widen: float = 1.0, max_probe_drift=_DEFAULT,
     lo, hi = LR_RANGES[task.optimizer]
     lo, hi = lo / widen, hi * widen
     plan = autolrs_jax.BudgetPlan()._replace(**plan_changes) if plan_changes else None
-    drift = {} if max_probe_drift is _DEFAULT else {"max_probe_drift": max_probe_drift}
+    given = {} if max_probe_drift is _DEFAULT else {"max_probe_drift": max_probe_drift}
     if warm_start is not None:
       fraction, where = warm_start
-      drift |= {"warmup_steps": int(round(fraction * steps)),
+      given |= {"warmup_steps": int(round(fraction * steps)),
                 "warmup_lr": lo if where == "min" else math.sqrt(lo * hi)}
     return autolrs_jax.autolrs(base_optimizer(task.optimizer, 1.0), min_lr=lo, max_lr=hi,
-                               total_steps=steps, budget=plan, seed=seed, **drift)
+                               total_steps=steps, budget=plan, seed=seed, **given)
   return build
 
 
