@@ -128,6 +128,9 @@ class Controller(NamedTuple):
   # the running probe's summed absolute changes of its minibatch loss from
   # one call to the next (its noise, for BudgetPlan.spike_noise).
   probe_jitter: _common.Real
+  # the mean square of the first losses of the stage's probes (beside
+  # stage_loss, their mean: their spread, for BudgetPlan.spike_noise_from).
+  stage_loss_square: _common.Real
 
 
 @_common.packs_scalars(Controller)
@@ -142,7 +145,7 @@ class AutoLRSState(NamedTuple):
 
   # The controller's Counter, Real and Flag fields, one array each.
   counters: jax.Array  # int32[6]
-  reals: jax.Array  # float32[11]
+  reals: jax.Array  # float32[12]
   flags: jax.Array  # bool[4]
   # float32: LR the next update applies, a field of its own, so that
   # ``optax.tree.get(opt_state, "learning_rate")`` finds it.
@@ -211,6 +214,7 @@ class AutoLRSConfig(NamedTuple):
   probe_spike: float | None = None
   spike_window: int = 1  # The minibatch losses whose median it judges (BudgetPlan).
   spike_noise: float | None = None  # Its rise in units of the probe's noise (BudgetPlan).
+  spike_noise_from: str = "probe"  # Where that noise is measured (BudgetPlan).
   exploit_guard: float | None = None  # BudgetPlan.exploit_guard; None: off.
   # Steps over which an exploitation from the snapshot warms up (0: none).
   exploit_warmup_steps: int = 0
@@ -242,7 +246,7 @@ def configure(*, min_lr: float, max_lr: float, acquisition: str, kappa: float, g
                                     fields["warmup_steps"]),
       drift_per_call=budget.drift_per_call, drift_bound=budget.drift_bound,
       probe_spike=budget.probe_spike, spike_window=budget.spike_window,
-      spike_noise=budget.spike_noise,
+      spike_noise=budget.spike_noise, spike_noise_from=budget.spike_noise_from,
       exploit_guard=budget.exploit_guard,
       exploit_warmup_steps=int(round(budget.exploit_warmup * stages.total_steps)), **common)
 
@@ -270,6 +274,7 @@ class Signals(NamedTuple):
   probe_peak: jax.Array
   last_loss: jax.Array  # float32: this step's minibatch loss.
   probe_jitter: jax.Array  # float32: the probe's summed loss changes, this step's included.
+  stage_loss_square: jax.Array  # float32: the mean square of the stage's first losses, updated.
 
   @property
   def restores(self) -> jax.Array:
@@ -323,6 +328,7 @@ def init_controller(cfg: AutoLRSConfig, drift_bounded=True) -> Controller:
       last_loss=jnp.zeros([], jnp.float32),
       loss_before_last=jnp.zeros([], jnp.float32),
       probe_jitter=jnp.zeros([], jnp.float32),
+      stage_loss_square=jnp.zeros([], jnp.float32),
       snapshot_norm=jnp.zeros([], jnp.float32),
       lr_ceiling=jnp.asarray(jnp.inf, jnp.float32),
       exploit_lr=jnp.zeros([], jnp.float32),
@@ -402,7 +408,8 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
     step_ok &= ~in_probe | ~state.drift_bounded | (path <= bound * snapshot_norm)
   loss_ok = jnp.isfinite(value) & jnp.isfinite(score)
   diverged_now = ~loss_ok | ~step_ok
-  stage_loss = starting_loss(cfg, state, value, stage_starts)
+  stage_loss = starting_loss(state, state.stage_loss, value, stage_starts)
+  stage_loss_square = starting_loss(state, state.stage_loss_square, value**2, stage_starts)
   judged = value
   if cfg.spike_window == 3:  # From the probe's third call, when three are in.
     judged = jnp.where(state.phase_step >= 2,
@@ -456,6 +463,7 @@ def observe(cfg: AutoLRSConfig, state: Controller, measured: Measured,
       probe_peak=jnp.where(in_probe, peak, state.probe_peak),
       last_loss=value,
       probe_jitter=jnp.where(in_probe, jitter, state.probe_jitter),
+      stage_loss_square=stage_loss_square,
   )
 
 
@@ -494,8 +502,11 @@ def spiked(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array
   if cfg.probe_spike is None:
     return False
   rise = (cfg.probe_spike - 1.0) * jnp.abs(signals.stage_loss)
-  if cfg.spike_noise is not None:  # The mean change per call since the probe's first.
-    noise = signals.probe_jitter / jnp.maximum(state.phase_step, 1).astype(jnp.float32)
+  if cfg.spike_noise is not None:
+    if cfg.spike_noise_from == "start":  # The spread of the stage's first losses.
+      noise = jnp.sqrt(jnp.maximum(signals.stage_loss_square - signals.stage_loss**2, 0.0))
+    else:  # The mean change per call since the probe's first.
+      noise = signals.probe_jitter / jnp.maximum(state.phase_step, 1).astype(jnp.float32)
     rise = jnp.maximum(rise, cfg.spike_noise * noise)
   return ~state.drift_bounded & (signals.probe_peak - signals.stage_loss > rise)
 
@@ -506,19 +517,20 @@ def rose_above(loss, start, factor: float) -> jax.Array:
   return loss - start > (factor - 1.0) * jnp.abs(start)
 
 
-def starting_loss(cfg: AutoLRSConfig, state: Controller, value, stage_starts) -> jax.Array:
-  """The stage's starting loss, the reference of a blown-up exploitation.
+def starting_loss(state: Controller, mean, value, stage_starts) -> jax.Array:
+  """``mean`` of the stage's first losses (or of a function of them, ``value``
+  this step's) updated: the stage's starting loss, the reference of a
+  blown-up exploitation, and the mean square that gives their spread.
 
   It is the mean of the first losses of all the stage's probes, each at the
   snapshot (the paper's reference takes the stage's first loss): a single
   minibatch loss is too noisy a reference once losses are small.
   """
-  del cfg
   finite = jnp.isfinite(value)
   probe_starts = (state.phase == PROBE) & (state.phase_step == 0) & finite
   n = state.trial.astype(jnp.float32)
-  mean = jnp.where(stage_starts, value, (n * state.stage_loss + value) / (n + 1.0))
-  return jnp.where(probe_starts, mean, state.stage_loss)
+  updated = jnp.where(stage_starts, value, (n * mean + value) / (n + 1.0))
+  return jnp.where(probe_starts, updated, mean)
 
 
 def finished_trials(state: Controller) -> jax.Array:
@@ -855,6 +867,7 @@ def conclude(cfg: AutoLRSConfig, state: Controller, controller: Controller,
       last_loss=signals.last_loss,
       loss_before_last=state.last_loss,
       probe_jitter=signals.probe_jitter,
+      stage_loss_square=signals.stage_loss_square,
       exploit_loss=signals.exploit_loss,
       exploit_best=signals.exploit_best,
       restored=signals.restores,

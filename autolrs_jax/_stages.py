@@ -287,6 +287,17 @@ class BudgetPlan(NamedTuple):
   # rung of it is ended, and the bound only rises), as are friedman's and
   # sorting's (the test tasks it could change besides the fine-tuning one).
   spike_noise: float | None = 3.0
+  # Where that noise is measured: 'probe', the probe's own changes of loss
+  # from call to call (an unstable LR's loss, bouncing, raises its own bar),
+  # or 'start', the standard deviation of the stage's first losses, each
+  # probe's at the snapshot on its own minibatch (none of them moved by a
+  # probe's LR; 0 until two probes have started, the 1.5x alone then).
+  # 'probe' on the tuning tasks (issue 26, candidate 'spike-start-noise3', 10
+  # paired seeds each): 'start' made the same runs from the initial
+  # parameters (MNIST-1D and digits with Adam, both ranges) and, with the warm
+  # start, 0.824x warm-start-mid's on digits with Adam against 'probe''s 0.808x,
+  # still holding 1e-4 on 2 seeds where 'probe' holds it on none.
+  spike_noise_from: str = "probe"
   # The bound scaled by the probe's length: its path may reach this many
   # snapshot norms per call (None: ``max_probe_drift`` for the whole probe,
   # whatever its length). A probe's path grows with its length, and a probe
@@ -377,6 +388,8 @@ def check_plan(plan: BudgetPlan) -> None:
   check(plan.spike_window in (1, 3), "spike_window", "1 or 3", plan.spike_window)
   check(plan.spike_noise is None or plan.spike_noise > 0, "spike_noise", "None or > 0",
         plan.spike_noise)
+  check(plan.spike_noise_from in ("probe", "start"), "spike_noise_from", "'probe' or 'start'",
+        plan.spike_noise_from)
   check(plan.ladder_factor > 1, "ladder_factor", "> 1", plan.ladder_factor)
   check(plan.ladder_plateau >= 0, "ladder_plateau", ">= 0", plan.ladder_plateau)
   check(plan.later_trials >= 2, "later_trials", ">= 2 (the incumbent and a rival)",

@@ -296,6 +296,12 @@ CANDIDATES = tuple((name, what, FIXED_DRIFT | LINEAR_ANNEAL20 | changes)
      dict(spike_noise=3.0)),
     ("warm-start-mid-noise3", "warm-start-mid with the probe-spike bound's rise at least 3x the "
      "probe's minibatch noise", dict(warm_start=(0.05, "mid"), spike_noise=3.0)),
+    # Not kept (BudgetPlan.spike_noise_from says what it did).
+    ("spike-start-noise3", "the probe-spike bound's noise measured on the stage's first losses "
+     "(their standard deviation, each probe's at the snapshot), not on the probe's own changes",
+     dict(spike_noise_from="start")),
+    ("warm-start-mid-start-noise3", "warm-start-mid with the probe-spike bound's noise measured on "
+     "the stage's first losses", dict(warm_start=(0.05, "mid"), spike_noise_from="start")),
 )
 
 # The probe-spike bound above the probe's minibatch noise (BudgetPlan.spike_noise)
@@ -303,13 +309,14 @@ CANDIDATES = tuple((name, what, FIXED_DRIFT | LINEAR_ANNEAL20 | changes)
 # bound it ran with, the stage's start alone.
 SPIKE_ALONE = dict(spike_noise=None)
 CANDIDATES = tuple(
-    (name, what, changes if name in ("spike-noise3", "warm-start-mid-noise3")
+    (name, what, changes if name in ("spike-noise3", "warm-start-mid-noise3", "spike-start-noise3",
+                                     "warm-start-mid-start-noise3")
      else SPIKE_ALONE | changes) for name, what, changes in CANDIDATES)
 
 # The candidates also run with the range widened (WIDE_RANGE), as
 # 'autolrs-budget-wide:<name>', against the default's wide row.
 WIDE_CANDIDATES = ("ladder-plateau", "spike2", "spike1.5", "spike1.25", "vertex-raises",
-                   "spike-median3", "spike-noise3")
+                   "spike-median3", "spike-noise3", "spike-start-noise3")
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).
 ABLATIONS = (

@@ -33,7 +33,7 @@ def signals(cfg, **kw):
               stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0),
               exploit_best=jnp.float32(1.0), probe_score=jnp.float32(0.0), probe_diverged=false, keeps_probe=false,
               probe_path=jnp.float32(0.0), probe_peak=jnp.float32(0.0), last_loss=jnp.float32(0.0),
-      probe_jitter=jnp.float32(0.0))
+      probe_jitter=jnp.float32(0.0), stage_loss_square=jnp.float32(1.0))
   return A.Signals(**(base | kw))
 
 
@@ -341,6 +341,32 @@ def test_the_spike_bound_rises_above_the_probe_s_noise_if_asked(losses, noise, d
     s, last = s_next, s
   assert float(s.probe_jitter) == pytest.approx(np.abs(np.diff(losses)).sum(), rel=1e-5)
   assert bool(A.spiked(cfg, last, sig)) == diverged
+
+
+@pytest.mark.parametrize("first_losses,peak,diverged", [
+    # First losses spread by minibatch noise at a low loss: mean 0.4, standard
+    # deviation 0.2; a peak of 0.7 passes 1.5x the start, not 3 deviations.
+    ([0.2, 0.6], 0.7, False),
+    ([0.2, 0.6], 1.1, True),
+    # Near a model's initial chance they barely spread: the 1.5x decides.
+    ([2.30, 2.32], 3.5, True),
+    ([2.30, 2.32], 3.4, False),
+])
+def test_the_spike_bound_s_noise_can_be_the_spread_of_the_stage_s_first_losses(
+    first_losses, peak, diverged):
+  plan = autolrs_jax.BudgetPlan(spike_noise_from="start")
+  cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
+  s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(0), trial=jnp.int32(0),
+                 drift_bounded=jnp.asarray(False))
+  for trial, loss in enumerate(first_losses):  # Each probe's first call, at the snapshot.
+    s = s._replace(trial=jnp.int32(trial), phase_step=jnp.int32(0))
+    sig = A.observe(cfg, s, measured(loss)._replace(stage_starts=jnp.asarray(trial == 0)),
+                    validating=False)
+    s = A.conclude(cfg, s, A.continue_phase(cfg, s, sig), sig)
+  np.testing.assert_allclose([s.stage_loss, s.stage_loss_square],
+                             [np.mean(first_losses), np.mean(np.square(first_losses))], rtol=1e-5)
+  sig = A.observe(cfg, s._replace(probe_peak=jnp.float32(peak)), measured(0.1), False)
+  assert bool(A.spiked(cfg, s, sig)) == diverged
 
 
 def test_a_probe_s_peak_restarts_with_it():

@@ -127,7 +127,7 @@ def test_the_packed_layout_a_checkpoint_holds_is_pinned():
       "counters": ("count", "stage", "phase", "trial", "phase_step", "quiet_calls"),
       "reals": ("stage_loss", "exploit_loss", "exploit_best", "probe_path", "snapshot_norm",
                 "lr_ceiling", "exploit_lr", "probe_peak", "last_loss", "loss_before_last",
-                "probe_jitter"),
+                "probe_jitter", "stage_loss_square"),
       "flags": ("wants_validation", "restored", "resume_from_snapshot", "drift_bounded")}
   assert layout(_exptest.ExpTestState) == {
       "counters": ("count", "phase", "block_size", "block_step", "window_step", "windows",

@@ -147,7 +147,7 @@ def test_a_strategy_replaced_in_the_config_changes_what_the_state_machine_does()
       exploit_loss=jnp.float32(1.0), exploit_best=jnp.float32(1.0), probe_score=score,
       probe_diverged=diverged, keeps_probe=jnp.asarray(False), probe_path=jnp.float32(0.0),
       probe_peak=jnp.float32(0.0), last_loss=jnp.float32(0.0),
-      probe_jitter=jnp.float32(0.0))
+      probe_jitter=jnp.float32(0.0), stage_loss_square=jnp.float32(1.0))
   assert float(A.start_exploit(cfg, s, sig).learning_rate) == pytest.approx(0.02)
   custom = cfg._replace(strategies=cfg.strategies._replace(choose=largest))
   assert float(A.start_exploit(custom, s, sig).learning_rate) == pytest.approx(0.3)
