@@ -501,20 +501,25 @@ def spiked(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> jax.Array
   the minibatches they would without the rule."""
   if cfg.probe_spike is None:
     return False
-  rise = (cfg.probe_spike - 1.0) * jnp.abs(signals.stage_loss)
+  at_least = None
   if cfg.spike_noise is not None:
     if cfg.spike_noise_from == "start":  # The spread of the stage's first losses.
       noise = jnp.sqrt(jnp.maximum(signals.stage_loss_square - signals.stage_loss**2, 0.0))
     else:  # The mean change per call since the probe's first.
       noise = signals.probe_jitter / jnp.maximum(state.phase_step, 1).astype(jnp.float32)
-    rise = jnp.maximum(rise, cfg.spike_noise * noise)
-  return ~state.drift_bounded & (signals.probe_peak - signals.stage_loss > rise)
+    at_least = cfg.spike_noise * noise
+  return ~state.drift_bounded & rose_above(signals.probe_peak, signals.stage_loss,
+                                           cfg.probe_spike, at_least)
 
 
-def rose_above(loss, start, factor: float) -> jax.Array:
+def rose_above(loss, start, factor: float, at_least=None) -> jax.Array:
   """Whether ``loss`` rose above ``factor`` times ``start``, measured from
-  ``start`` by its magnitude, so that a negative loss is judged alike."""
-  return loss - start > (factor - 1.0) * jnp.abs(start)
+  ``start`` by its magnitude, so that a negative loss is judged alike (and,
+  given ``at_least``, by at least that much)."""
+  rise = (factor - 1.0) * jnp.abs(start)
+  if at_least is not None:
+    rise = jnp.maximum(rise, at_least)
+  return loss - start > rise
 
 
 def starting_loss(state: Controller, mean, value, stage_starts) -> jax.Array:

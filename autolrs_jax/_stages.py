@@ -145,6 +145,8 @@ FIRST_SEARCHES = ("ladder", "bo")
 DRIFT_BOUNDS = ("always", "gradient-scaled")
 FORECAST_FLOORS = ("zero", "factor")
 KEEP_LOWER = ("hot", "warm")
+SPIKE_WINDOWS = (1, 3)
+SPIKE_NOISE_SOURCES = ("probe", "start")
 # The drift bound per probe call, in snapshot norms (BudgetPlan.drift_per_call;
 # autolrs's drift_per_call in the paper's mode), chosen on the tuning tasks in
 # issue 26.
@@ -385,11 +387,12 @@ def check_plan(plan: BudgetPlan) -> None:
         "None or > 0", plan.drift_per_call)
   check(plan.probe_spike is None or plan.probe_spike > 1, "probe_spike", "None or > 1",
         plan.probe_spike)
-  check(plan.spike_window in (1, 3), "spike_window", "1 or 3", plan.spike_window)
+  check(plan.spike_window in SPIKE_WINDOWS, "spike_window", f"one of {SPIKE_WINDOWS}",
+        plan.spike_window)
   check(plan.spike_noise is None or plan.spike_noise > 0, "spike_noise", "None or > 0",
         plan.spike_noise)
-  check(plan.spike_noise_from in ("probe", "start"), "spike_noise_from", "'probe' or 'start'",
-        plan.spike_noise_from)
+  check(plan.spike_noise_from in SPIKE_NOISE_SOURCES, "spike_noise_from",
+        f"one of {SPIKE_NOISE_SOURCES}", plan.spike_noise_from)
   check(plan.ladder_factor > 1, "ladder_factor", "> 1", plan.ladder_factor)
   check(plan.ladder_plateau >= 0, "ladder_plateau", ">= 0", plan.ladder_plateau)
   check(plan.later_trials >= 2, "later_trials", ">= 2 (the incumbent and a rival)",

@@ -305,12 +305,11 @@ CANDIDATES = tuple((name, what, FIXED_DRIFT | LINEAR_ANNEAL20 | changes)
 )
 
 # The probe-spike bound above the probe's minibatch noise (BudgetPlan.spike_noise)
-# came after every candidate above but the two that chose it: each keeps the
-# bound it ran with, the stage's start alone.
+# came after every candidate above but those that measure that noise: each
+# keeps the bound it ran with, the stage's start alone.
 SPIKE_ALONE = dict(spike_noise=None)
 CANDIDATES = tuple(
-    (name, what, changes if name in ("spike-noise3", "warm-start-mid-noise3", "spike-start-noise3",
-                                     "warm-start-mid-start-noise3")
+    (name, what, changes if {"spike_noise", "spike_noise_from"} & changes.keys()
      else SPIKE_ALONE | changes) for name, what, changes in CANDIDATES)
 
 # The candidates also run with the range widened (WIDE_RANGE), as

@@ -33,7 +33,7 @@ def signals(cfg, **kw):
               stage_loss=jnp.float32(1.0), exploit_loss=jnp.float32(1.0),
               exploit_best=jnp.float32(1.0), probe_score=jnp.float32(0.0), probe_diverged=false, keeps_probe=false,
               probe_path=jnp.float32(0.0), probe_peak=jnp.float32(0.0), last_loss=jnp.float32(0.0),
-      probe_jitter=jnp.float32(0.0), stage_loss_square=jnp.float32(1.0))
+              probe_jitter=jnp.float32(0.0), stage_loss_square=jnp.float32(1.0))
   return A.Signals(**(base | kw))
 
 
@@ -297,6 +297,16 @@ def test_a_probe_the_drift_bound_does_not_judge_diverges_on_a_loss_spike(
   assert bool(ended.probe_ends) and bool(ended.probe_diverged) == diverged
 
 
+def probe_calls(cfg, state, losses):
+  """``(before, signals, after)``: a probe's calls with these minibatch losses,
+  each concluded as the state machine does; the last call's state before it
+  (what :func:`A.spiked` judges the probe's end from) and its signals."""
+  for loss in losses:
+    before, signals = state, A.observe(cfg, state, measured(loss), validating=False)
+    state = A.conclude(cfg, state, A.continue_phase(cfg, state, signals), signals)
+  return before, signals, state
+
+
 @pytest.mark.parametrize("losses,window,peak,diverged", [
     # One minibatch's outlier at twice the stage's start of 2.0.
     ([2.0, 2.1, 4.0, 2.0, 1.9, 1.8], 1, 4.0, True),
@@ -311,12 +321,10 @@ def test_the_spike_bound_judges_the_median_of_the_last_three_losses_if_its_windo
   cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
   s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(0), trial=jnp.int32(1),
                  stage_loss=jnp.float32(2.0), drift_bounded=jnp.asarray(False))
-  for loss in losses:  # A probe's calls, each concluded as the state machine does.
-    sig = A.observe(cfg, s, measured(loss), validating=False)
-    s = A.conclude(cfg, s, A.continue_phase(cfg, s, sig), sig)
+  last, sig, s = probe_calls(cfg, s, losses)
   assert float(s.probe_peak) == pytest.approx(peak)
   np.testing.assert_allclose([s.last_loss, s.loss_before_last], [losses[-1], losses[-2]])
-  assert bool(A.spiked(cfg, s, sig)) == diverged
+  assert bool(A.spiked(cfg, last, sig)) == diverged
 
 
 @pytest.mark.parametrize("losses,noise,diverged", [
@@ -335,10 +343,7 @@ def test_the_spike_bound_rises_above_the_probe_s_noise_if_asked(losses, noise, d
   cfg = config(stages=_stages.budget_schedule(1000, plan, 0, 2, None), budget=plan)
   s = controller(cfg, phase=jnp.int32(A.PROBE), phase_step=jnp.int32(0), trial=jnp.int32(1),
                  stage_loss=jnp.float32(losses[0]), drift_bounded=jnp.asarray(False))
-  for loss in losses:
-    sig = A.observe(cfg, s, measured(loss), validating=False)
-    s_next = A.conclude(cfg, s, A.continue_phase(cfg, s, sig), sig)
-    s, last = s_next, s
+  last, sig, s = probe_calls(cfg, s, losses)
   assert float(s.probe_jitter) == pytest.approx(np.abs(np.diff(losses)).sum(), rel=1e-5)
   assert bool(A.spiked(cfg, last, sig)) == diverged
 
