@@ -712,7 +712,7 @@ def next_trial(cfg: AutoLRSConfig, state: Controller, signals: Signals) -> Contr
   """
   state = record_trial(cfg, state, signals)
   lr = cfg.strategies.propose(trials_of(state), state.stage, state.trial,
-                              lr_ceiling_unit(cfg, state))
+                              lr_ceiling_unit(cfg, state), state.count + 1)
   return state._replace(
       phase_step=jnp.zeros_like(state.phase_step),
       learning_rate=(lr * probe_factor(cfg, state.stage, 0)).astype(jnp.float32),

@@ -13,7 +13,8 @@ function here, one field of the plan, its use there, and its test.
 - How the first stage searches: a descending ladder (:func:`next_rung`,
   :func:`ladder_passed`, :func:`ladder_full`).
 - How the stage's LR is chosen: :func:`largest_within` (the largest LR near
-  the best score) and :func:`parabola_vertex` (between the ladder's rungs).
+  the best score) and :func:`parabola_vertex` (between the ladder's rungs),
+  or probed first (:func:`refinement_lr`).
 - How the hold is guarded: :func:`lost_progress`.
 - How the budget ends: :func:`anneal_factor`.
 """
@@ -220,6 +221,43 @@ def parabola_vertex(lrs, scores, diverged, finished) -> tuple[jax.Array, jax.Arr
   vertex = jnp.clip(vertex, jnp.minimum(x[0], x[2]), jnp.maximum(x[0], x[2]))
   ok &= jnp.isfinite(vertex)
   return jnp.exp(vertex).astype(jnp.float32), ok
+
+
+# --- Refining the ladder's choice ---------------------------------------------
+
+
+def refinements_done(lrs, finished) -> jax.Array:
+  """How many of the finished trials refine the ladder's choice.
+
+  The ladder only descends (or stays at ``min_lr``), so that its first probe
+  above the one before it is the first refinement, and every probe after it
+  is one too.
+  """
+  rises = finished[1:] & (lrs[1:] > lrs[:-1])
+  first = jnp.argmax(rises) + 1
+  return jnp.where(jnp.any(rises), jnp.sum(finished) - first, 0).astype(jnp.int32)
+
+
+def ladder_probes(lrs, finished) -> jax.Array:
+  """Which finished trials are the ladder's rungs (not its refinements)."""
+  done = refinements_done(lrs, finished)
+  return finished & (jnp.arange(finished.shape[0]) < jnp.sum(finished) - done)
+
+
+def refinement_lr(plan: _stages.BudgetPlan, k, lrs, scores, diverged,
+                  finished) -> tuple[jax.Array, jax.Array]:
+  """``(lr, ok)``: the LR of the ``k``-th probe refining the ladder's choice
+  (``plan.refine``): the parabola's vertex ('vertex', on either side of the
+  best rung), or half a rung above (``k = 0``) and below (``k = 1``) the best
+  rung ('halves'). ``ok`` as :func:`parabola_vertex`'s: the best rung has two
+  neighbours that did not diverge. Only the ladder's rungs are read."""
+  rungs = ladder_probes(lrs, finished)
+  vertex, ok = parabola_vertex(lrs, scores, diverged, rungs)
+  if plan.refine == "vertex":
+    return vertex, ok
+  best = lrs[best_index(scores, rungs)]
+  half = jnp.float32(plan.ladder_factor ** 0.5)
+  return jnp.where(k == 0, best * half, best / half).astype(jnp.float32), ok
 
 
 # --- The hold ------------------------------------------------------------------

@@ -147,6 +147,8 @@ FORECAST_FLOORS = ("zero", "factor")
 KEEP_LOWER = ("hot", "warm")
 SPIKE_WINDOWS = (1, 3)
 SPIKE_NOISE_SOURCES = ("probe", "start")
+# The ladder's refinement probes (BudgetPlan.refine) and how many each runs.
+REFINE_PROBES = {"vertex": 1, "halves": 2}
 # The drift bound per probe call, in snapshot norms (BudgetPlan.drift_per_call;
 # autolrs's drift_per_call in the paper's mode), chosen on the tuning tasks in
 # issue 26.
@@ -203,6 +205,19 @@ class BudgetPlan(NamedTuple):
   # and lost on both, with SGD and Adam, at both ranges (1.003-1.039x,
   # geometric means of 10 paired seeds).
   vertex_raises: bool = False
+  # Probes that refine the ladder's choice between its rungs before it is
+  # held (None: the vertex is held unprobed): 'vertex' probes the parabola's
+  # vertex (on either side of the best rung), 'halves' the LRs half a rung
+  # above and below the best rung. Each runs only where the best rung has two
+  # neighbours that did not diverge, and the stage then holds the largest LR
+  # within ``prefer_larger`` of the best score of every probe, the
+  # refinements' included (no vertex unprobed). None on the tuning tasks
+  # (issue 26, candidates 'refine-vertex' and 'refine-halves', 10 paired
+  # seeds each): vertex digits 1.014x, digits with Adam 1.027x, MNIST-1D with
+  # Adam 1.007x, halves 1.03-1.09x on the same three, MNIST-1D the same runs
+  # (nothing to refine): the probed LR above the best rung scored best on
+  # most seeds and ended higher when held.
+  refine: str | None = None
   # Which probes ``autolrs(max_probe_drift=...)`` bounds: 'always', or only a
   # base optimizer's whose step grows with the gradient ('gradient-scaled':
   # SGD, momentum). There a long path means large gradients, the sign of an
@@ -393,6 +408,8 @@ def check_plan(plan: BudgetPlan) -> None:
         plan.spike_noise)
   check(plan.spike_noise_from in SPIKE_NOISE_SOURCES, "spike_noise_from",
         f"one of {SPIKE_NOISE_SOURCES}", plan.spike_noise_from)
+  check(plan.refine is None or plan.refine in REFINE_PROBES, "refine",
+        f"None or one of {tuple(REFINE_PROBES)}", plan.refine)
   check(plan.ladder_factor > 1, "ladder_factor", "> 1", plan.ladder_factor)
   check(plan.ladder_plateau >= 0, "ladder_plateau", ">= 0", plan.ladder_plateau)
   check(plan.later_trials >= 2, "later_trials", ">= 2 (the incumbent and a rival)",

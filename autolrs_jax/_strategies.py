@@ -84,8 +84,9 @@ class Strategies(NamedTuple):
   # at its start, its first probe's in slot 0; ``held_lr`` is what the last
   # stage exploited (0 after the warm-up).
   open_stage: Callable
-  # (trials, stage, trial, ceiling) -> lr: the LR of probe ``trial`` of the
-  # stage, the ended ones in ``trials``; none at or above the unit LR ``ceiling``.
+  # (trials, stage, trial, ceiling, calls) -> lr: the LR of probe ``trial``
+  # of the stage, the ended ones in ``trials`` (the last of them ended at
+  # update call ``calls``); none at or above the unit LR ``ceiling``.
   propose: Callable
   # (trials, stage, trial, score, diverged, calls) -> bool: whether probe
   # ``trial``, ending with ``score`` at update call ``calls`` (counted from 1,
@@ -134,8 +135,8 @@ def paper(space: LRSpace, stages: _stages.StageSchedule, acquisition: str,
     del stage, held_lr
     return jnp.zeros([slots], jnp.float32).at[0].set(space.random(key, lr_ceiling))
 
-  def propose(trials, stage, trial, ceiling):
-    del stage, trial
+  def propose(trials, stage, trial, ceiling, calls):
+    del stage, trial, calls
     return _bo_proposal(space, acquisition, kappa, trials, space.grid < ceiling)
 
   def search_ends(trials, stage, trial, score, diverged, calls):
@@ -175,10 +176,19 @@ class _Budget(NamedTuple):
     return self.ladder and self.stages.num_stages == 1
 
   @property
-  def slots(self) -> int:
+  def refinements(self) -> int:
+    """Probes that refine the ladder's choice (``plan.refine``)."""
+    return _stages.REFINE_PROBES.get(self.plan.refine, 0) if self.ladder else 0
+
+  @property
+  def ladder_slots(self) -> int:
     if self.ladder and not self.plan.count_diverged_rungs:
       return max(self.stages.max_trials, ladder_rungs(self.space, self.plan))
     return self.stages.max_trials
+
+  @property
+  def slots(self) -> int:
+    return self.ladder_slots + self.refinements
 
   def incumbent(self, lrs, stage):
     """The LR the previous stage exploited, kept in the stage's last slot."""
@@ -225,7 +235,7 @@ class _Budget(NamedTuple):
       lr = trials.lrs[index]
     else:
       index, lr = _best(trials, stage)
-    if not (self.ladder and self.plan.ladder_vertex):
+    if not (self.ladder and self.plan.ladder_vertex) or self.refinements:
       return index, lr
     vertex, ok = _budget.parabola_vertex(trials.lrs, trials.scores, trials.diverged,
                                          trials.finished)
@@ -233,9 +243,10 @@ class _Budget(NamedTuple):
       vertex = jnp.minimum(vertex, lr)
     return index, jnp.where((stage == 0) & ok, vertex, lr)
 
-  def searched(self, trials, stage, trial, ceiling):
+  def searched(self, trials, stage, trial, ceiling, calls):
     """BO's proposal below ``ceiling`` in the stage's region (its lowest point
-    if none of it is below), or the ladder's next rung in the first stage."""
+    if none of it is below), or in the first stage the ladder's next rung, or
+    once the ladder is over its refinement."""
     def by_bo():
       grid = self.space.grid
       allowed, near = grid < ceiling, self.region(trials.lrs, stage)
@@ -244,17 +255,16 @@ class _Budget(NamedTuple):
                           jnp.where(jnp.any(allowed & near), allowed & near, lowest))
     if not self.ladder:
       return by_bo()
-    rung = lambda: _budget.next_rung(self.plan, trials.lrs[trial - 1],
-                                     self.space.min_lr).astype(jnp.float32)
+    rung = lambda: self.rung_or_refinement(trials, trial, calls)
     return rung() if self.ladder_only else jax.lax.cond(stage == 0, rung, by_bo)
 
-  def propose(self, trials, stage, trial, ceiling):
+  def propose(self, trials, stage, trial, ceiling, calls):
     """:meth:`searched`, but a stage's last trial is the one that may be kept:
     later stages re-measure the incumbent against their other trials; the
     first stage (and a stage whose incumbent is above an LR that diverged)
     runs its choice so far, so that training goes on from it. The ladder's
     last rung is its next LR."""
-    lr = self.searched(trials, stage, trial, ceiling)
+    lr = self.searched(trials, stage, trial, ceiling, calls)
     if self.ladder_only or not self.plan.keep_winning_probe:  # The ladder's last is a rung.
       return lr
     is_last = trial == self.stages.trials(stage) - 1
@@ -265,18 +275,51 @@ class _Budget(NamedTuple):
     designated = jnp.where((stage > 0) & safe, held, trials.lrs[self.choose(trials, stage)[0]])
     return jnp.where(is_last & jnp.any(trials.finished_ok), designated, lr)
 
+  def ladder_over(self, trials, trial, score, diverged, calls):
+    """Whether the ladder has no rung left after probe ``trial`` (ending with
+    ``score`` at call ``calls``, not yet in ``trials``): it is full or passed
+    its best LR."""
+    tau_probe, _ = self.stages.lengths(0)
+    full = _budget.ladder_full(self.plan, trials.finished_ok, diverged, trial, self.ladder_slots,
+                               self.stages.trials(0), tau_probe, calls - self.warmup_steps)
+    passed = _budget.ladder_passed(self.plan, trials.scores, trials.finished_ok, score, diverged,
+                                   trials.lrs[trial], self.space.min_lr)
+    return full | passed
+
+  def refinement(self, trials, k):
+    """``(lr, ok)`` of the ``k``-th probe refining the ladder's choice."""
+    return _budget.refinement_lr(self.plan, k, trials.lrs, trials.scores, trials.diverged,
+                                 trials.finished)
+
+  def rung_or_refinement(self, trials, trial, calls):
+    """The first stage's next LR: the ladder's next rung, or once the ladder
+    is over (the search goes on only to refine it) the next refinement."""
+    rung = _budget.next_rung(self.plan, trials.lrs[trial - 1], self.space.min_lr)
+    if not self.refinements:
+      return rung.astype(jnp.float32)
+    ended = trial - 1
+    before = trials._replace(finished=trials.finished.at[ended].set(False))
+    over = self.ladder_over(before, ended, trials.scores[ended], trials.diverged[ended], calls)
+    done = _budget.refinements_done(trials.lrs, trials.finished)
+    refined, _ = self.refinement(trials, done)
+    return jnp.where(over | (done > 0), refined, rung).astype(jnp.float32)
+
   def search_ends(self, trials, stage, trial, score, diverged, calls):
-    """The stage's trials are done, or in the first stage the ladder is full
-    or passed its best LR."""
+    """The stage's trials are done, or in the first stage the ladder is over
+    and, with ``plan.refine``, its refinements are done (or it has none to
+    run: its best rung lacks a neighbour that did not diverge)."""
     last_trial = trial == self.stages.trials(stage) - 1
     if not self.ladder:
       return last_trial
-    tau_probe, _ = self.stages.lengths(stage)
-    full = _budget.ladder_full(self.plan, trials.finished_ok, diverged, trial, self.slots,
-                               self.stages.trials(stage), tau_probe, calls - self.warmup_steps)
-    passed = _budget.ladder_passed(self.plan, trials.scores, trials.finished_ok, score, diverged,
-                                   trials.lrs[trial], self.space.min_lr)
-    return jnp.where(stage == 0, full | passed, last_trial)
+    over = self.ladder_over(trials, trial, score, diverged, calls)
+    if self.refinements:
+      recorded = Trials(trials.lrs, trials.scores.at[trial].set(score),
+                        trials.diverged.at[trial].set(diverged),
+                        trials.finished.at[trial].set(True))
+      done = _budget.refinements_done(recorded.lrs, recorded.finished)
+      _, refinable = self.refinement(recorded, 0)
+      over = jnp.where(done > 0, done >= self.refinements, over & ~refinable)
+    return jnp.where(stage == 0, over, last_trial)
 
   def probe_factor(self, stage, phase_step):
     tau_probe, _ = self.stages.lengths(stage)

@@ -302,6 +302,22 @@ CANDIDATES = tuple((name, what, FIXED_DRIFT | LINEAR_ANNEAL20 | changes)
      dict(spike_noise_from="start")),
     ("warm-start-mid-start-noise3", "warm-start-mid with the probe-spike bound's noise measured on "
      "the stage's first losses", dict(warm_start=(0.05, "mid"), spike_noise_from="start")),
+    # Lost on the tuning tasks (geometric means of 10 paired seeds, the
+    # default range, results/refine): 'refine-vertex' digits 1.014x, digits
+    # with Adam 1.027x, MNIST-1D with Adam 1.007x; 'refine-halves' 1.051x,
+    # 1.029x, 1.087x; MNIST-1D the same runs (its best rung lies under one the
+    # drift bound ended: nothing to refine). The probed refinement scores
+    # best on most seeds (digits 0.042-0.056 where the default holds 0.032,
+    # digits with Adam 0.0017-0.0032 where it holds 0.001-0.0026) and ends
+    # higher when held: the short probes' bias is upward there, which the
+    # default's vertex, lowering only, leans against. The LM and the wider
+    # range not run.
+    ("refine-vertex", "one more probe after the ladder, at the parabola's vertex between the "
+     "best rung's neighbours (either side); the stage holds the best-scoring probe, not an "
+     "unprobed vertex", dict(refine="vertex", spike_noise=3.0)),
+    ("refine-halves", "two more probes after the ladder, half a rung above and below the best "
+     "rung; the stage holds the best-scoring probe, not an unprobed vertex",
+     dict(refine="halves", spike_noise=3.0)),
 )
 
 # The probe-spike bound above the probe's minibatch noise (BudgetPlan.spike_noise)
@@ -315,7 +331,8 @@ CANDIDATES = tuple(
 # The candidates also run with the range widened (WIDE_RANGE), as
 # 'autolrs-budget-wide:<name>', against the default's wide row.
 WIDE_CANDIDATES = ("ladder-plateau", "spike2", "spike1.5", "spike1.25", "vertex-raises",
-                   "spike-median3", "spike-noise3", "spike-start-noise3")
+                   "spike-median3", "spike-noise3", "spike-start-noise3", "refine-vertex",
+                   "refine-halves")
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).
 ABLATIONS = (

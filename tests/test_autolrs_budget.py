@@ -320,6 +320,39 @@ def ladder_choice(probes, plan):
   return choice
 
 
+@pytest.mark.parametrize("refine", ["vertex", "halves"])
+def test_a_refined_ladder_probes_between_its_rungs_and_holds_the_best_probe(refine):
+  # With Adam on this quadratic the ladder from 1.0 scores 0.316 best and
+  # passes it at 0.1: its best rung has two neighbours that trained.
+  runs = {}
+  for plan in (autolrs_jax.BudgetPlan(), autolrs_jax.BudgetPlan(refine=refine)):
+    tx = autolrs_jax.autolrs(optax.adam(1.0), min_lr=1e-4, max_lr=1.0, total_steps=TOTAL,
+                             budget=plan)
+    runs[plan.refine] = run(tx, TOTAL)
+  records, traces, _ = runs[refine]
+  assert traces == 1
+  ladder, probes = first_stage_probes(runs[None][0]), first_stage_probes(records)
+  n = len(ladder)
+  # The same rungs on the same minibatches, then the refinements.
+  np.testing.assert_allclose([p[:2] for p in probes[:n]], [p[:2] for p in ladder], rtol=1e-6)
+  lrs, scores, diverged = (np.asarray(c) for c in zip(*ladder))
+  best = int(np.argmin(scores))
+  assert 0 < best < n - 1 and not diverged[best - 1:best + 2].any()  # Refinable here.
+  refined = [lr for lr, _, _ in probes[n:]]
+  assert len(refined) == _stages.REFINE_PROBES[refine]
+  if refine == "vertex":
+    a, b, _ = np.polyfit(np.log(lrs[best - 1:best + 2]), scores[best - 1:best + 2], 2)
+    assert refined == pytest.approx([np.exp(-b / (2 * a))], rel=1e-4)
+  else:
+    half = plan.ladder_factor ** 0.5
+    assert refined == pytest.approx([lrs[best] * half, lrs[best] / half], rel=1e-5)
+  # It holds the largest LR within 5% of the best score of all its probes.
+  top = min(score for _, score, _ in probes)
+  want = max(lr for lr, score, d in probes if not d and score <= top + 0.05 * abs(top))
+  phase = column(records, "phase")
+  assert column(records, "exploit_lr")[phase == autolrs_jax.EXPLOIT][0] == pytest.approx(want)
+
+
 def test_the_default_plan_is_one_stage_then_the_anneal(default_run):
   records, _, _ = default_run
   phase, stage = column(records, "phase"), column(records, "stage")

@@ -8,6 +8,7 @@ pinned here alone, and a replaced one changes what the state machine does.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import autolrs_jax
@@ -60,7 +61,7 @@ def test_the_paper_proposes_a_new_lr_below_the_ceiling():
   s = paper_strategies()
   t = trials([0.3, 0.02, 0.0], [0.9, 0.5, 0.0], finished=[True, True, False])
   ceiling = SPACE.to_unit(jnp.float32(0.3))
-  lr = float(s.propose(t, jnp.int32(0), jnp.int32(2), ceiling))
+  lr = float(s.propose(t, jnp.int32(0), jnp.int32(2), ceiling, 50))
   assert 1e-3 * (1 - 1e-6) <= lr < 0.3 and lr not in (pytest.approx(0.02),)
 
 
@@ -86,7 +87,7 @@ def test_the_budget_s_ladder_steps_down_and_stops_past_its_best_rung():
   t = trials([1.0, 0.316, 0.1, 0.0], [9.0, 0.5, 0.0, 0.0], diverged=[True, False, False, False],
              finished=[True, True, False, False])
   ceiling = SPACE.to_unit(jnp.float32(1.0))
-  assert float(s.propose(t, jnp.int32(0), jnp.int32(2), ceiling)) == pytest.approx(0.316 / 10**0.5)
+  assert float(s.propose(t, jnp.int32(0), jnp.int32(2), ceiling, 50)) == pytest.approx(0.316 / 10**0.5)
   # The 0.1 rung ends scoring worse than 0.316 above it: the ladder has passed its best.
   assert bool(s.search_ends(t, jnp.int32(0), jnp.int32(2), 0.8, jnp.asarray(False), 50))
   assert not bool(s.search_ends(t, jnp.int32(0), jnp.int32(2), 0.3, jnp.asarray(False), 50))
@@ -158,3 +159,50 @@ def test_a_strategy_replaced_in_the_config_changes_what_the_state_machine_does()
   rescored = cfg._replace(strategies=cfg.strategies._replace(score=last_loss))
   other, _ = A.score_probe(rescored, s, losses, observed, jnp.asarray(False))
   assert float(other) == pytest.approx(float(losses[3]))
+
+
+def test_a_refined_ladder_probes_between_its_rungs_before_it_holds_an_lr():
+  # The ladder 1.0 (diverged), 0.316, 0.1, 0.0316: 0.1 is best, 0.0316 passed it.
+  lrs, scores = [1.0, 0.316, 0.1, 0.0316, 0.0, 0.0], [9.0, 0.6, 0.4, 0.5, 0.0, 0.0]
+  diverged = [True, False, False, False, False, False]
+  half = 10**0.25
+  ended = lambda s, t, trial, score: bool(s.search_ends(t, jnp.int32(0), jnp.int32(trial),
+                                                        score, jnp.asarray(False), 50))
+  ceiling = SPACE.to_unit(jnp.float32(1.0))
+  for refine, probes in (("vertex", 1), ("halves", 2)):
+    s, _ = budget_strategies(autolrs_jax.BudgetPlan(refine=refine))
+    plain, _ = budget_strategies()
+    assert s.slots == plain.slots + probes
+    t = trials(lrs, scores, diverged, finished=[True, True, True, False, False, False])
+    # Passing its best ends the plain ladder; the refined one goes on.
+    assert ended(plain, t, 3, 0.5) and not ended(s, t, 3, 0.5)
+    t = trials(lrs, scores, diverged, finished=[True, True, True, True, False, False])
+    first = float(s.propose(t, jnp.int32(0), jnp.int32(4), ceiling, 60))
+    if refine == "vertex":  # The parabola through 0.316, 0.1, 0.0316 bottoms out below 0.1.
+      vertex, ok = S._budget.parabola_vertex(*t[:3], t.finished)
+      assert bool(ok) and first == pytest.approx(float(vertex)) and 0.0316 < first < 0.1
+    else:
+      assert first == pytest.approx(0.1 * half, rel=1e-5)
+    t = trials(lrs[:4] + [first, 0.0], scores[:4] + [0.3, 0.0], diverged,
+               finished=[True] * 4 + [False] * 2)
+    assert ended(s, t, 4, 0.3) == (probes == 1)
+    if probes == 2:
+      t = t._replace(finished=jnp.asarray([True] * 5 + [False]))
+      assert float(s.propose(t, jnp.int32(0), jnp.int32(5), ceiling, 70)) == pytest.approx(
+          0.1 / half, rel=1e-5)
+      t = trials(lrs[:4] + [first, 0.1 / half], scores[:4] + [0.3, 0.35], diverged)
+      assert ended(s, t._replace(finished=t.finished.at[5].set(False)), 5, 0.35)
+    # The refinement scored best: the stage holds it, not a vertex it did not probe.
+    done = t._replace(finished=t.finished.at[4].set(True))
+    assert float(s.choose(done, jnp.int32(0))[1]) == pytest.approx(first)
+
+
+def test_a_ladder_whose_best_rung_is_at_its_edge_has_nothing_to_refine():
+  # 0.316 is best, next to 1.0 that diverged: the search ends as without refine.
+  s, _ = budget_strategies(autolrs_jax.BudgetPlan(refine="halves"))
+  t = trials([1.0, 0.316, 0.1, 0.0, 0.0, 0.0], [9.0, 0.4, 0.0, 0.0, 0.0, 0.0],
+             [True] + [False] * 5, finished=[True, True, False, False, False, False])
+  assert bool(s.search_ends(t, jnp.int32(0), jnp.int32(2), 0.5, jnp.asarray(False), 50))
+  with pytest.raises(ValueError, match="budget.refine"):
+    autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0, total_steps=1000,
+                        budget=autolrs_jax.BudgetPlan(refine="both"))
