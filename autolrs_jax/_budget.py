@@ -96,6 +96,16 @@ def score(plan: _stages.BudgetPlan, losses, observed, tau_probe, tau):
   return jnp.where(never_negative, jnp.maximum(value, floor), value), diverged
 
 
+def edge_penalty(margin: float, losses, observed) -> jax.Array:
+  """What a rung next to one that diverged adds to its score: ``margin``
+  standard errors of its probe's mean loss (:func:`forecast.noise` over the
+  square root of its observed calls). At the edge of stability a rung that
+  learns fastest in a short probe can end higher when held: it is held only
+  where it beats the rung below by more than its noise."""
+  calls = jnp.maximum(jnp.sum(observed & jnp.isfinite(losses)), 1).astype(jnp.float32)
+  return margin * forecast_lib.noise(losses, observed) / jnp.sqrt(calls)
+
+
 # --- The shape of a probe's LR ---------------------------------------------
 
 

@@ -109,6 +109,9 @@ class Strategies(NamedTuple):
   # its exploitation at the chosen LR: at once ('hot'), warming up ('warm'),
   # or not (None).
   keeps_lower_probe: str | None = None
+  # (losses, observed) -> what the score of a first-stage probe whose trial
+  # before it diverged adds (None: nothing).
+  edge_penalty: Callable | None = None
 
 
 def _best(trials: Trials, stage) -> tuple[jax.Array, jax.Array]:
@@ -343,4 +346,6 @@ def budget(space: LRSpace, stages: _stages.StageSchedule, plan: _stages.BudgetPl
       slots=b.slots, initial_lr=initial_lr, open_stage=b.open_stage, propose=b.propose,
       search_ends=b.search_ends, score=functools.partial(_budget.score, plan), choose=b.choose,
       probe_factor=b.probe_factor, anneal_factor=anneal,
-      keeps_winning_probe=plan.keep_winning_probe, keeps_lower_probe=plan.keep_lower_probe)
+      keeps_winning_probe=plan.keep_winning_probe, keeps_lower_probe=plan.keep_lower_probe,
+      edge_penalty=(functools.partial(_budget.edge_penalty, plan.edge_margin)
+                    if b.ladder and plan.edge_margin is not None else None))

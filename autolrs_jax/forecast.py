@@ -224,6 +224,19 @@ def first_and_last_quarter(losses: jax.typing.ArrayLike,
   return n, start, end
 
 
+def noise(losses: jax.typing.ArrayLike, mask: jax.typing.ArrayLike) -> jax.Array:
+  """The spread of a loss series about its trend: ``1.4826 / sqrt(6)`` times
+  the median absolute second difference of neighbouring observed points (a
+  robust standard deviation of one point, blind to a locally linear trend;
+  0 with fewer than three points)."""
+  losses = jnp.asarray(losses, jnp.float32)
+  mask = jnp.asarray(mask, bool) & jnp.isfinite(losses)
+  three = mask[2:] & mask[1:-1] & mask[:-2]
+  curvature = jnp.abs(losses[2:] - 2.0 * losses[1:-1] + losses[:-2])
+  spread = _MAD_TO_SIGMA / math.sqrt(6.0) * _masked_median(curvature, three)
+  return jnp.where(jnp.any(three), spread, 0.0)
+
+
 def exploded(losses: jax.typing.ArrayLike, mask: jax.typing.ArrayLike,
              factor: float = 3.0) -> jax.Array:
   """Whether a finite probe blew up: its end sits far above its start.

@@ -318,21 +318,34 @@ CANDIDATES = tuple((name, what, FIXED_DRIFT | LINEAR_ANNEAL20 | changes)
     ("refine-halves", "two more probes after the ladder, half a rung above and below the best "
      "rung; the stage holds the best-scoring probe, not an unprobed vertex",
      dict(refine="halves", spike_noise=3.0)),
+    # The default since (BudgetPlan.edge_margin says what it did); its records
+    # are the runs that chose it.
+    ("edge2", "a ladder's rung whose rung above diverged scores 2 standard errors of its probe's "
+     "mean loss worse: the edge of stability is held only where it beats the rung below by "
+     "more than its noise (the default since issue 26; these runs chose it)",
+     dict(edge_margin=2.0, spike_noise=3.0)),
+    ("warm-start-mid-edge2", "warm-start-mid with the rung below a diverged one scoring 2 "
+     "standard errors worse", dict(warm_start=(0.05, "mid"), spike_noise=3.0, edge_margin=2.0)),
 )
 
 # The probe-spike bound above the probe's minibatch noise (BudgetPlan.spike_noise)
 # came after every candidate above but those that measure that noise: each
-# keeps the bound it ran with, the stage's start alone.
+# keeps the bound it ran with, the stage's start alone. The margin at the edge
+# of stability (BudgetPlan.edge_margin) came after every candidate but those
+# that set it: each ran without it.
 SPIKE_ALONE = dict(spike_noise=None)
+NO_EDGE_MARGIN = dict(edge_margin=None)
 CANDIDATES = tuple(
     (name, what, changes if {"spike_noise", "spike_noise_from"} & changes.keys()
      else SPIKE_ALONE | changes) for name, what, changes in CANDIDATES)
+CANDIDATES = tuple((name, what, changes if "edge_margin" in changes else NO_EDGE_MARGIN | changes)
+                   for name, what, changes in CANDIDATES)
 
 # The candidates also run with the range widened (WIDE_RANGE), as
 # 'autolrs-budget-wide:<name>', against the default's wide row.
 WIDE_CANDIDATES = ("ladder-plateau", "spike2", "spike1.5", "spike1.25", "vertex-raises",
                    "spike-median3", "spike-noise3", "spike-start-noise3", "refine-vertex",
-                   "refine-halves")
+                   "refine-halves", "edge2")
 
 # Each budget-mode mechanism switched off in turn: (name, what changes, plan fields).
 ABLATIONS = (
@@ -348,6 +361,9 @@ ABLATIONS = (
     ("spike-alone", "the probe-spike bound at 1.5x the stage's start, whatever the probe's "
      "minibatch noise: the default before issue 26 chose a rise of at least 3x that noise",
      SPIKE_ALONE),
+    ("no-edge-margin", "a ladder's rung below one that diverged scores as measured, not 2 "
+     "standard errors of its noise worse: the default before issue 26 chose the margin",
+     NO_EDGE_MARGIN),
     ("three-stages", "three stages (1:2:4), the later ones searching a trust region",
      dict(stage_weights=(1.0, 2.0, 4.0))),
     ("no-vertex", "the ladder's chosen rung, not the parabola's vertex below it",

@@ -353,6 +353,24 @@ def test_a_refined_ladder_probes_between_its_rungs_and_holds_the_best_probe(refi
   assert column(records, "exploit_lr")[phase == autolrs_jax.EXPLOIT][0] == pytest.approx(want)
 
 
+def test_a_rung_below_one_that_diverged_scores_its_noise_worse(default_run):
+  # On this quadratic the rungs 10 .. 0.0316 diverge: 0.01 is the edge of stability.
+  scores = {2.0: [score for _, score, _ in first_stage_probes(default_run[0])]}  # The default.
+  for margin in (None, 1.0):
+    tx = autolrs_jax.autolrs(optax.sgd(1.0, momentum=0.9), min_lr=1e-3, max_lr=10.0,
+                             total_steps=TOTAL, budget=autolrs_jax.BudgetPlan(edge_margin=margin))
+    probes = first_stage_probes(run(tx, TOTAL)[0])
+    assert [lr for lr, _, _ in probes] == [lr for lr, _, _ in first_stage_probes(default_run[0])]
+    scores[margin] = [score for _, score, _ in probes]
+    diverged = [d for _, _, d in probes]
+  edge = [i for i in range(1, len(diverged)) if not diverged[i] and diverged[i - 1]]
+  assert edge == [6]
+  added = {m: np.asarray(scores[m]) - np.asarray(scores[None]) for m in (1.0, 2.0)}
+  for m in (1.0, 2.0):  # Only the edge rung's score moves, by the margin's multiple.
+    np.testing.assert_array_equal(np.delete(added[m], edge), 0.0)
+  assert added[1.0][6] > 0 and added[2.0][6] == pytest.approx(2 * added[1.0][6], rel=1e-4)
+
+
 def test_the_default_plan_is_one_stage_then_the_anneal(default_run):
   records, _, _ = default_run
   phase, stage = column(records, "phase"), column(records, "stage")

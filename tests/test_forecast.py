@@ -97,3 +97,12 @@ def test_jits_and_vmaps_over_probes():
       ys, MASK, PROBE, 1000)
   np.testing.assert_allclose(values, 0.5, atol=1e-3)
   assert not np.any(diverged)
+
+
+@pytest.mark.parametrize("sigma", [0.02, 0.3])
+def test_noise_is_a_point_s_spread_about_the_trend_whatever_its_slope(sigma):
+  y = curve(2.0, 5.0, 1.0, noise=sigma, seed=3)
+  y[40] += 50.0  # One spike moves a median of changes little.
+  assert float(forecast.noise(y, MASK)) == pytest.approx(sigma, rel=0.2)
+  assert float(forecast.noise(y, np.arange(N) < 1)) == 0.0  # No change to measure.
+  assert float(forecast.noise(curve(2.0, 5.0, 1.0), MASK)) < 0.02 * 0.2  # A clean decay: ~0.
