@@ -70,6 +70,11 @@ class Trials(NamedTuple):
   def finished_ok(self) -> jax.Array:
     return self.finished & ~self.diverged
 
+  def ended(self, trial, score, diverged) -> "Trials":
+    """These trials with probe ``trial`` ended, scoring ``score``."""
+    return Trials(self.lrs, self.scores.at[trial].set(score),
+                  self.diverged.at[trial].set(diverged), self.finished.at[trial].set(True))
+
 
 class Strategies(NamedTuple):
   """A mode's answers to the state machine's questions; traced arguments are
@@ -316,9 +321,7 @@ class _Budget(NamedTuple):
       return last_trial
     over = self.ladder_over(trials, trial, score, diverged, calls)
     if self.refinements:
-      recorded = Trials(trials.lrs, trials.scores.at[trial].set(score),
-                        trials.diverged.at[trial].set(diverged),
-                        trials.finished.at[trial].set(True))
+      recorded = trials.ended(trial, score, diverged)
       done = _budget.refinements_done(recorded.lrs, recorded.finished)
       _, refinable = self.refinement(recorded, 0)
       over = jnp.where(done > 0, done >= self.refinements, over & ~refinable)
