@@ -7,7 +7,8 @@ asks for, on the stage's trial arrays (``lrs``, ``scores``, ``diverged``,
 function here, one field of the plan, its use there, and its test.
 
 - How a probe is scored: :data:`SCORES` (the paper's forecast, the fit at the
-  probe's end, or the loss after a short cooldown).
+  probe's end, or the loss after a short cooldown), and at the edge of
+  stability :func:`edge_penalty`.
 - How a probe's LR is shaped over its steps: :func:`probe_factor` (a warm-up
   ramp, a cooldown).
 - How the first stage searches: a descending ladder (:func:`next_rung`,
