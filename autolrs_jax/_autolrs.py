@@ -628,8 +628,9 @@ def score_probe(cfg: AutoLRSConfig, state: Controller, losses: jax.Array,
   tau_probe, tau = cfg.stages.lengths(state.stage)
   value, diverged = cfg.strategies.score(losses, observed, tau_probe, tau)
   if cfg.strategies.edge_penalty is not None:  # The ladder's rung below one that diverged.
-    above = state.trial_diverged[jnp.maximum(state.trial - 1, 0)]
-    at_edge = (state.stage == 0) & (state.trial > 0) & above
+    before = jnp.maximum(state.trial - 1, 0)
+    below = state.trial_lrs[state.trial] < state.trial_lrs[before]  # Not a refinement above.
+    at_edge = (state.stage == 0) & (state.trial > 0) & below & state.trial_diverged[before]
     value += jnp.where(at_edge, cfg.strategies.edge_penalty(losses, observed), 0.0)
   diverged |= diverged_now | forecast_lib.exploded(losses, observed)
   previous = finished_trials(state)
