@@ -129,6 +129,19 @@ def test_a_warm_start_candidate_ramps_to_its_lr_before_the_ladder_s_first_probe(
   assert run.learning_rate[warm] == pytest.approx(1.0)  # The ladder's top rung.
 
 
+def test_a_candidate_keeps_the_mechanisms_it_ran_with():
+  # Records stay reproducible: a default that came after a candidate ran is
+  # switched off in it, one it measured stays on.
+  changes = {name: c for name, _, c in methods.CANDIDATES}
+  with_margin = {name for name, c in changes.items() if c["edge_margin"] is not None}
+  assert with_margin == {"edge2", "warm-start-mid-edge2"}
+  assert changes["edge2"]["edge_margin"] == autolrs_jax.BudgetPlan().edge_margin
+  assert changes["refine-vertex"]["spike_noise"] == autolrs_jax.BudgetPlan().spike_noise
+  assert changes["linear-anneal20"]["spike_noise"] is None
+  ablations = {name: c for name, _, c in methods.ABLATIONS}
+  assert ablations["no-edge-margin"] == {"edge_margin": None}
+
+
 def test_lr_grid_spans_the_range_half_a_decade_apart():
   grid = tasks.lr_grid("sgd")
   assert len(grid) == tasks.GRID_POINTS
