@@ -620,18 +620,16 @@ def score_probe(cfg: AutoLRSConfig, state: Controller, losses: jax.Array,
   """``(score, diverged)`` of the probe that ends at this step.
 
   The score is the forecast loss after the stage's ``tau`` steps (with a
-  budget, the plan's rule: :data:`autolrs_jax._budget.SCORES`; a ladder's rung
-  below one that diverged worse by its noise, with ``edge_margin``), finite,
+  budget, the plan's rule: :data:`autolrs_jax._budget.SCORES`, and its
+  :attr:`~autolrs_jax._strategies.Strategies.edge_penalty`), finite,
   and pessimistic (the worst loss seen in the stage) when the probe diverged
   or its loss exploded.
   """
   tau_probe, tau = cfg.stages.lengths(state.stage)
   value, diverged = cfg.strategies.score(losses, observed, tau_probe, tau)
-  if cfg.strategies.edge_penalty is not None:  # The ladder's rung below one that diverged.
-    before = jnp.maximum(state.trial - 1, 0)
-    below = state.trial_lrs[state.trial] < state.trial_lrs[before]  # Not a refinement above.
-    at_edge = (state.stage == 0) & (state.trial > 0) & below & state.trial_diverged[before]
-    value += jnp.where(at_edge, cfg.strategies.edge_penalty(losses, observed), 0.0)
+  if cfg.strategies.edge_penalty is not None:
+    value += cfg.strategies.edge_penalty(trials_of(state), state.stage, state.trial, losses,
+                                         observed)
   diverged |= diverged_now | forecast_lib.exploded(losses, observed)
   previous = finished_trials(state)
   seen = jnp.concatenate([

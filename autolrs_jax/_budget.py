@@ -97,6 +97,14 @@ def score(plan: _stages.BudgetPlan, losses, observed, tau_probe, tau):
   return jnp.where(never_negative, jnp.maximum(value, floor), value), diverged
 
 
+def below_a_diverged_rung(lrs, diverged, trial) -> jax.Array:
+  """Whether probe ``trial`` runs below the probe before it, which diverged:
+  the ladder's first rung under the edge of stability (a refinement probe,
+  above the ladder's last rung, is none)."""
+  before = jnp.maximum(trial - 1, 0)
+  return (trial > 0) & (lrs[trial] < lrs[before]) & diverged[before]
+
+
 def edge_penalty(margin: float, losses, observed) -> jax.Array:
   """What a rung next to one that diverged adds to its score: ``margin``
   standard errors of its probe's mean loss (:func:`forecast.noise` over the

@@ -114,8 +114,8 @@ class Strategies(NamedTuple):
   # its exploitation at the chosen LR: at once ('hot'), warming up ('warm'),
   # or not (None).
   keeps_lower_probe: str | None = None
-  # (losses, observed) -> what the score of a first-stage probe whose trial
-  # before it diverged adds (None: nothing).
+  # (trials, stage, trial, losses, observed) -> what the ending probe
+  # ``trial`` adds to its score (None: nothing).
   edge_penalty: Callable | None = None
 
 
@@ -327,6 +327,13 @@ class _Budget(NamedTuple):
       over = jnp.where(done > 0, done >= self.refinements, over & ~refinable)
     return jnp.where(stage == 0, over, last_trial)
 
+  def edge_penalty(self, trials, stage, trial, losses, observed):
+    """The plan's ``edge_margin`` of noise, added to the score of the first
+    stage's rung below one that diverged; 0 to any other probe's."""
+    at_edge = (stage == 0) & _budget.below_a_diverged_rung(trials.lrs, trials.diverged, trial)
+    penalty = _budget.edge_penalty(self.plan.edge_margin, losses, observed)
+    return jnp.where(at_edge, penalty, 0.0)
+
   def probe_factor(self, stage, phase_step):
     tau_probe, _ = self.stages.lengths(stage)
     return _budget.probe_factor(self.plan, tau_probe, phase_step)
@@ -350,5 +357,4 @@ def budget(space: LRSpace, stages: _stages.StageSchedule, plan: _stages.BudgetPl
       search_ends=b.search_ends, score=functools.partial(_budget.score, plan), choose=b.choose,
       probe_factor=b.probe_factor, anneal_factor=anneal,
       keeps_winning_probe=plan.keep_winning_probe, keeps_lower_probe=plan.keep_lower_probe,
-      edge_penalty=(functools.partial(_budget.edge_penalty, plan.edge_margin)
-                    if b.ladder and plan.edge_margin is not None else None))
+      edge_penalty=b.edge_penalty if b.ladder and plan.edge_margin is not None else None)

@@ -206,3 +206,20 @@ def test_a_ladder_whose_best_rung_is_at_its_edge_has_nothing_to_refine():
   with pytest.raises(ValueError, match="budget.refine"):
     autolrs_jax.autolrs(optax.sgd(1.0), min_lr=1e-3, max_lr=1.0, total_steps=1000,
                         budget=autolrs_jax.BudgetPlan(refine="both"))
+
+
+def test_the_edge_penalty_falls_on_the_first_stage_s_rung_below_a_diverged_one_only():
+  s, _ = budget_strategies()  # edge_margin=2 by default.
+  losses = jnp.asarray(0.5 + 0.1 * np.cos(np.arange(12.0)), jnp.float32)
+  observed = jnp.ones(12, bool)
+  penalty = lambda t, stage, trial: float(s.edge_penalty(t, jnp.int32(stage), jnp.int32(trial),
+                                                         losses, observed))
+  ladder = trials([1.0, 0.316, 0.1, 0.0], [9.0, 0.5, 0.0, 0.0], [True, False, False, False],
+                  finished=[True, True, False, False])
+  assert penalty(ladder, 0, 1) == pytest.approx(
+      2.0 * float(forecast.noise(losses, observed)) / np.sqrt(12.0)) and penalty(ladder, 0, 1) > 0
+  assert penalty(ladder, 0, 2) == 0.0  # Below a rung that trained.
+  assert penalty(ladder, 1, 1) == 0.0  # A later stage's probes are no ladder.
+  above = trials([0.1, 0.3, 0.0], [9.0, 0.0, 0.0], [True, False, False], [True, False, False])
+  assert penalty(above, 0, 1) == 0.0  # A refinement above a diverged probe is no edge.
+  assert budget_strategies(autolrs_jax.BudgetPlan(edge_margin=None))[0].edge_penalty is None
